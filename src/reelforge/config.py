@@ -1,0 +1,167 @@
+"""Settings: one typed object, read once at start and passed down.
+
+Every field can be set by an environment variable ``REELFORGE_<FIELD>`` (nested
+fields with ``__``, e.g. ``REELFORGE_LIMITS__MAX_UPLOAD_BYTES``) or by a TOML file
+named in ``REELFORGE_CONFIG``. Nothing else in the package reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Plan(BaseModel):
+    """What an account on this plan may do."""
+
+    requests_per_minute: int
+    requests_per_day: int
+    concurrent_jobs: int
+    monthly_credits: int
+    webhooks: bool = True
+    queue: str = "standard"  # standard | priority | dedicated
+    max_output_seconds: int = 60
+
+
+def _default_plans() -> dict[str, Plan]:
+    # Dockora's seed: starter 10/50/2, growth 30/300/5, enterprise 100/2000/20.
+    return {
+        "starter": Plan(requests_per_minute=10, requests_per_day=50, concurrent_jobs=2,
+                        monthly_credits=250, webhooks=False, queue="standard"),
+        "growth": Plan(requests_per_minute=30, requests_per_day=300, concurrent_jobs=5,
+                       monthly_credits=1500, webhooks=True, queue="priority"),
+        "enterprise": Plan(requests_per_minute=100, requests_per_day=2000, concurrent_jobs=20,
+                           monthly_credits=10000, webhooks=True, queue="dedicated",
+                           max_output_seconds=600),
+    }
+
+
+class Costs(BaseModel):
+    """Credits charged for a job: base[mode] + per_second * seconds, times quality factor."""
+
+    base: dict[str, int] = Field(default_factory=lambda: {
+        "image_to_video": 2, "text_to_video": 4, "video_to_video": 3,
+        "image_audio_to_video": 2, "reel": 3, "clips": 5, "extend": 2,
+    })
+    per_second: int = 1
+    quality_factor: dict[str, float] = Field(default_factory=lambda: {"720p": 1.0, "1080p": 1.5})
+
+
+class Limits(BaseModel):
+    """Input limits. Dialects may narrow them (KIE: 10 MB, Dockora: 100 MB)."""
+
+    max_upload_bytes: int = 200 * 1024 * 1024
+    max_image_pixels: int = 40_000_000  # 40 MP
+    max_image_side: int = 12_000
+    max_media_seconds: float = 3 * 3600
+    max_video_side: int = 4096
+    max_streams: int = 8
+    fetch_timeout_s: float = 30.0
+    fetch_max_redirects: int = 5
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REELFORGE_", env_nested_delimiter="__", extra="ignore",
+    )
+
+    data_dir: Path = Path("./data")
+    database_url: str = ""  # default: sqlite under data_dir
+    storage_url: str = ""  # default: file://<data_dir>/media; or s3://bucket/prefix
+    broker_url: str = "memory://"  # memory:// = in-process; redis://host:6379/0 at scale
+    public_base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""  # signs download URLs; generated into data_dir when empty
+
+    plans: dict[str, Plan] = Field(default_factory=_default_plans)
+    default_plan: str = "starter"
+    costs: Costs = Field(default_factory=Costs)
+    limits: Limits = Field(default_factory=Limits)
+
+    retention_days: int = 14
+    allow_http_webhooks: bool = False
+    # Networks that fetches and webhooks may reach despite the private-address guard
+    # (e.g. "127.0.0.1/32" for a receiver on loopback in tests). Empty in production.
+    trusted_networks: list[str] = Field(default_factory=list)
+
+    # Workers
+    workers: int = 2  # worker threads inside `serve` (embedded) or per `reelforge worker`
+    embedded_workers: bool = True  # run workers inside the API process
+    lease_seconds: float = 30.0
+    max_attempts: int = 3
+    job_timeout_s: float = 900.0
+    sweep_interval_s: float = 5.0
+    webhook_poll_s: float = 0.5
+    webhook_timeout_s: float = 10.0
+    webhook_schedule_s: list[float] = Field(
+        default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000])
+
+    # Media
+    ffmpeg_path: str = ""  # empty: the one imageio-ffmpeg ships, else PATH
+    x264_preset: str = "veryfast"
+    download_url_ttl_s: int = 3600
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = os.environ.get("REELFORGE_CONFIG")
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> "Settings":
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'reelforge.db').resolve()}"
+        if not self.storage_url:
+            self.storage_url = f"file://{(self.data_dir / 'media').resolve()}"
+        if self.default_plan not in self.plans:
+            raise ValueError(f"default_plan {self.default_plan!r} is not one of the plans "
+                             f"{sorted(self.plans)}; add it under [plans] or pick another")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def is_embedded_broker(self) -> bool:
+        return self.broker_url.startswith("memory")
+
+    def plan(self, name: str) -> Plan:
+        return self.plans.get(name) or self.plans[self.default_plan]
+
+    def describe(self) -> dict[str, Any]:
+        """The settings a person wants to see at start, secrets left out."""
+        return {
+            "database": _redact(self.database_url),
+            "storage": _redact(self.storage_url),
+            "broker": _redact(self.broker_url),
+            "public_base_url": self.public_base_url,
+            "workers": self.workers if self.embedded_workers else 0,
+        }
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

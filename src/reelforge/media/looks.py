@@ -1,0 +1,180 @@
+"""The eight looks (styles): a colour grade plus per-frame lens and film effects.
+
+A still image needs its grade computed once: ``grade(rgb, look)`` applies the static
+part (white balance, exposure, tone curve, lift/fade, saturation, split toning, glow)
+to the source with numpy/OpenCV. What belongs to the frame rather than the picture,
+and so must be applied per output frame, is described here too and applied by the
+renderer: ``vignette`` (a lens darkens the frame's corners, whatever the camera does),
+``grain`` (film grain changes every frame) and ``shake`` (handheld wobble).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import Invalid
+
+RGB = tuple[float, float, float]
+_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)  # BT.709
+
+
+@dataclass(frozen=True)
+class Look:
+    name: str
+    description: str
+    exposure: float = 0.0  # stops
+    white_balance: RGB = (1.0, 1.0, 1.0)  # per-channel gain
+    gamma: float = 1.0  # < 1 brightens the mid-tones
+    contrast: float = 0.0  # S-curve around mid-grey; negative flattens
+    lift: float = 0.0  # > 0 fades the blacks up, < 0 crushes them
+    white: float = 1.0  # where pure white lands (< 1: faded highlights)
+    saturation: float = 1.0
+    shadow_tint: RGB = (0.0, 0.0, 0.0)  # added to the shadows (split toning)
+    highlight_tint: RGB = (0.0, 0.0, 0.0)  # added to the highlights
+    glow: float = 0.0  # bloom of the highlights, 0..1
+    vignette: float = 0.0  # per frame: corner darkening, 0..1
+    grain: float = 0.0  # per frame: luma noise, std in 8-bit code values
+    shake: float = 0.0  # per frame: handheld wobble, fraction of the frame height
+    letterbox: float | None = None  # picture aspect when letterboxed (landscape only)
+
+
+LOOKS: dict[str, Look] = {look.name: look for look in (
+    Look("cinematic", "Teal-and-orange grade, gentle contrast, soft vignette, fine grain, "
+         "2.39:1 letterbox on landscape frames",
+         contrast=0.28, lift=0.01, saturation=1.06,
+         shadow_tint=(-0.035, 0.012, 0.05), highlight_tint=(0.06, 0.018, -0.05),
+         vignette=0.22, grain=1.6, letterbox=2.39),
+    Look("dramatic", "Hard contrast, crushed blacks, cool muted colour, heavy vignette",
+         exposure=-0.15, contrast=0.6, lift=-0.05, saturation=0.82,
+         shadow_tint=(-0.01, 0.0, 0.025), highlight_tint=(0.01, 0.005, -0.005),
+         vignette=0.5, grain=2.0),
+    Look("dreamy", "Soft highlight glow, lifted pastel tones, warm and bright",
+         exposure=0.22, white_balance=(1.04, 1.0, 0.97), contrast=-0.2, lift=0.06,
+         saturation=0.88, highlight_tint=(0.025, 0.0, 0.02), shadow_tint=(0.015, 0.0, 0.03),
+         glow=0.5),
+    Look("energetic", "Punchy saturation and contrast with a slight handheld shake",
+         exposure=0.05, contrast=0.32, saturation=1.42, vignette=0.08, shake=0.0035),
+    Look("minimal", "Clean, airy and slightly desaturated, cool-neutral",
+         exposure=0.12, white_balance=(0.99, 1.0, 1.02), contrast=-0.06, lift=0.02,
+         saturation=0.78),
+    Look("vintage", "Faded blacks, warm cast, muted colour, film grain and vignette",
+         white_balance=(1.08, 1.0, 0.84), contrast=0.12, lift=0.09, white=0.93,
+         saturation=0.72, shadow_tint=(0.015, 0.01, -0.01), highlight_tint=(0.02, 0.01, -0.02),
+         vignette=0.42, grain=7.0),
+    Look("corporate", "Bright, neutral and clean",
+         exposure=0.16, gamma=0.94, contrast=0.08, saturation=1.04),
+    Look("luxury", "Warm gold highlights, deep rich shadows, subtle glow",
+         white_balance=(1.06, 1.01, 0.9), contrast=0.38, lift=-0.035, saturation=0.92,
+         shadow_tint=(0.01, 0.0, -0.005), highlight_tint=(0.05, 0.03, -0.04),
+         glow=0.12, vignette=0.3),
+)}
+LOOK_DESCRIPTIONS = {name: look.description for name, look in LOOKS.items()}
+
+
+def get_look(name: str) -> Look:
+    try:
+        return LOOKS[name]
+    except KeyError:
+        raise Invalid(f"unknown style {name!r}",
+                      fix=f"Use one of: {', '.join(LOOKS)}.") from None
+
+
+def tone_lut(look: Look) -> np.ndarray:
+    """The per-channel tone curve as a (256, 3) float32 table, 8-bit in, 0..1 out."""
+    x = np.linspace(0.0, 1.0, 256, dtype=np.float64)[:, None]
+    gain = np.asarray(look.white_balance, dtype=np.float64)[None, :] * 2.0 ** look.exposure
+    y = np.clip(x * gain, 0.0, 1.0) ** look.gamma
+    c = look.contrast
+    s_curve = y * y * (3.0 - 2.0 * y)
+    y = y + c * (s_curve - y) if c >= 0 else y + c * (s_curve - y) * 0.8
+    if look.lift < 0:  # crush: the darkest tones go to black
+        y = np.clip((y + look.lift) / (1.0 + look.lift), 0.0, 1.0)
+    black = max(look.lift, 0.0)  # fade: black lands at `lift`, white at `white`
+    y = black + (look.white - black) * y
+    return np.clip(y, 0.0, 1.0).astype(np.float32)
+
+
+def grade(rgb: np.ndarray, look: Look) -> np.ndarray:
+    """Apply the look's static grade to an RGB uint8 image (H, W, 3); returns uint8."""
+    lut = tone_lut(look)
+    out = np.empty(rgb.shape, dtype=np.float32)
+    for ch in range(3):
+        out[..., ch] = lut[:, ch][rgb[..., ch]]
+    luma = out @ _LUMA
+    if look.saturation != 1.0:
+        out -= luma[..., None]
+        out *= look.saturation
+        out += luma[..., None]
+    if any(look.shadow_tint) or any(look.highlight_tint):
+        _split_tone(out, luma, look.shadow_tint, look.highlight_tint)
+    if look.glow > 0:
+        _glow(out, luma, look.glow)
+    np.clip(out, 0.0, 1.0, out=out)
+    out *= 255.0
+    out += 0.5
+    return out.astype(np.uint8)
+
+
+def _split_tone(out: np.ndarray, luma: np.ndarray, shadow: RGB, highlight: RGB) -> None:
+    lum = np.clip(luma, 0.0, 1.0)
+    w_shadow = (1.0 - lum) ** 2
+    w_high = lum ** 2
+    for ch in range(3):
+        if shadow[ch]:
+            out[..., ch] += shadow[ch] * w_shadow
+        if highlight[ch]:
+            out[..., ch] += highlight[ch] * w_high
+
+
+def _glow(out: np.ndarray, luma: np.ndarray, strength: float) -> None:
+    """Screen-blend a wide blur of the highlights back over the image (bloom)."""
+    h, w = luma.shape
+    small_w, small_h = max(8, w // 4), max(8, h // 4)
+    mask = np.clip((luma - 0.5) / 0.5, 0.0, 1.0)[..., None]
+    bright = cv2.resize(out * mask, (small_w, small_h), interpolation=cv2.INTER_AREA)
+    sigma = 0.015 * (small_w ** 2 + small_h ** 2) ** 0.5
+    bright = cv2.GaussianBlur(bright, (0, 0), sigma)
+    bright = cv2.resize(bright, (w, h), interpolation=cv2.INTER_LINEAR)
+    bright *= strength
+    np.clip(out, 0.0, 1.0, out=out)
+    # screen: 1 - (1 - a)(1 - b)
+    out += bright * (1.0 - out)
+
+
+def vignette_mask(width: int, height: int, strength: float) -> np.ndarray:
+    """Per-pixel gain (float32, 1 at the centre, 1 - strength in the corners)."""
+    xs = (np.arange(width, dtype=np.float32) + 0.5) / width * 2.0 - 1.0
+    ys = (np.arange(height, dtype=np.float32) + 0.5) / height * 2.0 - 1.0
+    d2 = (xs[None, :] ** 2 + ys[:, None] ** 2) / 2.0  # 0 centre .. 1 corners
+    falloff = np.clip((np.sqrt(d2) - 0.3) / 0.7, 0.0, 1.0)
+    falloff = falloff * falloff * (3.0 - 2.0 * falloff)
+    return (1.0 - strength * falloff).astype(np.float32)
+
+
+class Grain:
+    """Film grain for frames of ``width`` x ``height``: one seeded noise field, a
+    different window of it each frame. ``apply(y_plane, i)`` adds it in place with
+    saturating uint8 arithmetic (fast, deterministic for a seed)."""
+
+    MARGIN = 48
+
+    def __init__(self, width: int, height: int, strength: float, seed: int) -> None:
+        self.width, self.height = width, height
+        m = self.MARGIN
+        rng = np.random.default_rng(seed)
+        noise = rng.standard_normal((height + 2 * m, width + 2 * m), dtype=np.float32)
+        noise = cv2.GaussianBlur(noise, (0, 0), 0.7)  # film grain is soft, not per-pixel
+        noise *= strength / max(1e-6, float(noise.std()))
+        noise = np.rint(noise)
+        self._pos = np.clip(noise, 0, 255).astype(np.uint8)
+        self._neg = np.clip(-noise, 0, 255).astype(np.uint8)
+        self._offsets = rng.integers(0, 2 * m, size=(4096, 2))
+
+    def apply(self, y_plane: np.ndarray, index: int) -> None:
+        ox, oy = self._offsets[index % len(self._offsets)]
+        h, w = y_plane.shape
+        cv2.add(y_plane, self._pos[oy:oy + h, ox:ox + w], dst=y_plane)
+        cv2.subtract(y_plane, self._neg[oy:oy + h, ox:ox + w], dst=y_plane)

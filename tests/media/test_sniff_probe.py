@@ -158,6 +158,7 @@ def test_truncated_mp4_is_invalid(av_file, media_dir: Path) -> None:
     with pytest.raises(Invalid) as err:
         inspect_file(cut, LIMITS)
     assert err.value.status == 422
+    assert str(media_dir) not in err.value.message  # no server paths in user-facing text
 
 
 @pytest.mark.parametrize("name, content, says", [
@@ -169,6 +170,7 @@ def test_truncated_mp4_is_invalid(av_file, media_dir: Path) -> None:
     ("image.png", b'<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>', "SVG"),
     ("page.jpg", b"<!DOCTYPE html><html><body>login</body></html>", "HTML"),
     ("notes.wav", b"just some words\nand more words\n", "text file"),
+    ("id3.mp3", b"ID3 tags are described in id3.org\n", "text file"),
     ("archive.mp4", b"PK\x03\x04" + b"\0" * 100, "zip"),
     ("anim.png", b"GIF89a" + b"\0" * 100, "GIF"),
     ("photo.jpg", b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", "HEIF"),

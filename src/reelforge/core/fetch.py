@@ -34,7 +34,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Trusted = Sequence[IPNetwork | str]
 
-_CHUNK = 64 * 1024
 _RESPONSE_PREFIX = 1024
 _HOST_CHARS = re.compile(r"^[a-z0-9._:-]+$")
 _PUBLIC_FIX = ("Use a URL on the public internet that serves the file directly; private, "
@@ -340,7 +339,7 @@ def _stream_to(response: httpx.Response, part: Path, max_bytes: int, deadline: f
     size = 0
     try:
         with open(part, "wb") as f:
-            for chunk in response.iter_raw(_CHUNK):
+            for chunk in response.iter_raw():
                 size += len(chunk)
                 if size > max_bytes:  # the header is a claim; the count is the truth
                     raise _too_large(size, max_bytes, so_far=True)
@@ -383,7 +382,7 @@ def post_json_guarded(url: str, body: bytes, headers: Mapping[str, str], *, time
 def _read_prefix(response: httpx.Response, deadline: float, timeout_s: float) -> str:
     data = b""
     try:
-        for chunk in response.iter_raw(_RESPONSE_PREFIX):
+        for chunk in response.iter_raw():
             data += chunk
             if len(data) >= _RESPONSE_PREFIX:
                 break

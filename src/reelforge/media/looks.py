@@ -44,8 +44,8 @@ class Look:
 LOOKS: dict[str, Look] = {look.name: look for look in (
     Look("cinematic", "Teal-and-orange grade, gentle contrast, soft vignette, fine grain, "
          "2.39:1 letterbox on landscape frames",
-         contrast=0.28, lift=0.01, saturation=1.06,
-         shadow_tint=(-0.035, 0.012, 0.05), highlight_tint=(0.06, 0.018, -0.05),
+         contrast=0.3, lift=0.01, saturation=1.08,
+         shadow_tint=(-0.055, 0.015, 0.06), highlight_tint=(0.08, 0.025, -0.06),
          vignette=0.22, grain=1.6, letterbox=2.39),
     Look("dramatic", "Hard contrast, crushed blacks, cool muted colour, heavy vignette",
          exposure=-0.15, contrast=0.6, lift=-0.05, saturation=0.82,
@@ -56,7 +56,7 @@ LOOKS: dict[str, Look] = {look.name: look for look in (
          saturation=0.88, highlight_tint=(0.025, 0.0, 0.02), shadow_tint=(0.015, 0.0, 0.03),
          glow=0.5),
     Look("energetic", "Punchy saturation and contrast with a slight handheld shake",
-         exposure=0.05, contrast=0.32, saturation=1.42, vignette=0.08, shake=0.0035),
+         exposure=0.05, contrast=0.32, saturation=1.32, vignette=0.08, shake=0.0035),
     Look("minimal", "Clean, airy and slightly desaturated, cool-neutral",
          exposure=0.12, white_balance=(0.99, 1.0, 1.02), contrast=-0.06, lift=0.02,
          saturation=0.78),

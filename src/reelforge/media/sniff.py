@@ -84,7 +84,7 @@ def sniff_file(path: Path) -> MediaType:
     """Recognise the file at ``path`` from its content; raise when it is not supported."""
     with open(path, "rb") as f:
         head = f.read(HEAD_BYTES)
-        if head.startswith(b"ID3") and len(head) >= 10:
+        if _is_id3(head):
             f.seek(10 + _syncsafe(head[6:10]) + (10 if head[5] & 0x10 else 0))
             return _after_id3(f.read(64))
     return sniff_bytes(head)
@@ -127,7 +127,7 @@ def _sniff_av(head: bytes) -> MediaType | None:
         return FLAC
     if head.startswith(b"OggS"):
         return _ogg(head)
-    if head.startswith(b"ID3"):
+    if _is_id3(head):
         return MP3  # sniff_file looks past the tag; from bytes alone, ID3 means MP3
     return _mpeg_audio(head)
 
@@ -205,6 +205,12 @@ def _after_id3(after: bytes) -> MediaType:
         return FLAC
     found = _mpeg_audio(after)
     return found if found is not None else MP3
+
+
+def _is_id3(head: bytes) -> bool:
+    """An ID3v2 header: "ID3", version 2-4, a revision, flags, a 28-bit syncsafe size."""
+    return (len(head) >= 10 and head.startswith(b"ID3") and head[3] in (2, 3, 4)
+            and head[4] != 0xFF and all(b < 0x80 for b in head[6:10]))
 
 
 def _syncsafe(b: bytes) -> int:

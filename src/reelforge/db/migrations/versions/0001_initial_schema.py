@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 11:52:44.739200
+Create Date: 2026-11-23 11:59:43.316373
 """
 from alembic import op
 import sqlalchemy as sa
@@ -26,7 +26,7 @@ def upgrade() -> None:
     sa.Column('webhook_secret', sa.String(length=80), nullable=False),
     sa.Column('email', sa.String(length=200), nullable=True),
     sa.Column('password_hash', sa.String(length=200), nullable=True),
-    sa.Column('created_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('email'),
     sa.UniqueConstraint('name')
@@ -36,7 +36,7 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=200), nullable=False),
     sa.Column('request_hash', sa.String(length=64), nullable=False),
     sa.Column('job_id', sa.String(length=40), nullable=True),
-    sa.Column('created_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('account_id', 'key')
     )
     op.create_table('api_keys',
@@ -45,11 +45,12 @@ def upgrade() -> None:
     sa.Column('secret_hash', sa.String(length=64), nullable=False),
     sa.Column('prefix', sa.String(length=40), nullable=False),
     sa.Column('name', sa.String(length=120), nullable=False),
-    sa.Column('created_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('last_used_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('revoked_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('secret_hash')
     )
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_keys_account_id'), ['account_id'], unique=False)
@@ -64,8 +65,8 @@ def upgrade() -> None:
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('meta', sa.JSON(), nullable=False),
     sa.Column('source_url', sa.Text(), nullable=True),
-    sa.Column('created_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
@@ -93,15 +94,15 @@ def upgrade() -> None:
     sa.Column('request_id', sa.String(length=64), nullable=True),
     sa.Column('attempt', sa.Integer(), nullable=False),
     sa.Column('max_attempts', sa.Integer(), nullable=False),
-    sa.Column('lease_until', reelforge.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('worker_id', sa.String(length=120), nullable=True),
     sa.Column('render_seconds', sa.Float(), nullable=True),
-    sa.Column('created_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('started_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('completed_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('expires_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('purged_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('purged_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
@@ -116,7 +117,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('note', sa.String(length=200), nullable=False),
-    sa.Column('created_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('job_id', 'kind', name='uq_ledger_job_kind')
@@ -133,9 +134,9 @@ def upgrade() -> None:
     sa.Column('payload', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('delivered_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('job_id', 'event_type', name='uq_webhook_job_event')
@@ -151,7 +152,7 @@ def upgrade() -> None:
     sa.Column('status_code', sa.Integer(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('duration_ms', sa.Integer(), nullable=False),
-    sa.Column('created_at', reelforge.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['event_id'], ['webhook_events.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )

@@ -1,0 +1,412 @@
+"""The frame pipe: a camera moving over a still image, encoded to H.264 MP4.
+
+Work that depends only on the picture is done once: find the subject, frame it for
+the output aspect (crop around it, or fit it over a blurred copy of itself when a
+crop would lose too much), scale it once to a canvas a little larger than the
+output (enough for the deepest zoom, so warps are cheap and never upsample), grade
+it, and convert it to BT.709 Y'CbCr planes. Per frame, ``StillAnimator`` only warps
+those planes with one affine each (sub-pixel, bilinear) straight into a reused
+yuv420p buffer, then adds the frame effects (vignette, grain, watermark).
+``encode_frames`` pipes the buffers to libx264, so ffmpeg does no conversion at all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import Invalid
+from .ffmpeg import FFmpeg
+from .motion import Viewport
+
+ASPECTS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4),
+           "4:5": (4, 5), "21:9": (21, 9)}
+SHORT_SIDE = {"720p": 720, "1080p": 1080}
+# BT.709, limited ("tv") range: rows give Y, Cb, Cr from R, G, B in 0..255.
+_KR, _KB = 0.2126, 0.0722
+_KG = 1.0 - _KR - _KB
+RGB_TO_YUV = np.array([
+    [219 / 255 * _KR, 219 / 255 * _KG, 219 / 255 * _KB, 16.0],
+    [-224 / 255 * _KR / (2 - 2 * _KB), -224 / 255 * _KG / (2 - 2 * _KB), 224 / 255 * 0.5, 128.0],
+    [224 / 255 * 0.5, -224 / 255 * _KG / (2 - 2 * _KR), -224 / 255 * _KB / (2 - 2 * _KR), 128.0],
+], dtype=np.float32)
+COLOR_ARGS = ("-color_range", "tv", "-colorspace", "bt709", "-color_primaries", "bt709",
+              "-color_trc", "bt709")
+
+
+def even(x: float) -> int:
+    return max(2, int(round(x / 2.0)) * 2)
+
+
+def output_size(quality: str, aspect_ratio: str) -> tuple[int, int]:
+    """(width, height): the short side is 720 or 1080, both even."""
+    if quality not in SHORT_SIDE:
+        raise Invalid(f"unknown quality {quality!r}", fix=f"Use one of: {', '.join(SHORT_SIDE)}.")
+    if aspect_ratio not in ASPECTS:
+        raise Invalid(f"unknown aspect_ratio {aspect_ratio!r}",
+                      fix=f"Use one of: {', '.join(ASPECTS)}.")
+    short = SHORT_SIDE[quality]
+    a, b = ASPECTS[aspect_ratio]
+    return (even(short * a / b), short) if a >= b else (short, even(short * b / a))
+
+
+# ---------------------------------------------------------------- subject and framing
+
+@dataclass(frozen=True)
+class Subject:
+    """Where the picture's subject is: centre and box size, as fractions of the image."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    kind: str  # "face" | "saliency" | "centre"
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How the source fills the base frame: ``crop`` takes the rectangle (x, y, w, h,
+    source pixels); ``fit`` shows the whole image over a blurred copy of itself.
+    ``anchor`` is where the subject lands in the base frame (0..1), for zooms."""
+
+    mode: str
+    x: float
+    y: float
+    w: float
+    h: float
+    anchor: tuple[float, float]
+
+
+def find_subject(rgb: np.ndarray) -> Subject:
+    """A face if OpenCV's Haar cascade is installed and finds one, else the centre of
+    visual interest (spectral-residual saliency and edge energy, centre-weighted)."""
+    h, w = rgb.shape[:2]
+    scale = 480.0 / max(h, w)
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                       interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    return _find_face(gray) or _salient_region(gray)
+
+
+def _find_face(gray: np.ndarray) -> Subject | None:
+    classifier = getattr(cv2, "CascadeClassifier", None)
+    folder = getattr(getattr(cv2, "data", None), "haarcascades", "")
+    path = Path(folder or ".") / "haarcascade_frontalface_default.xml"
+    if classifier is None or not folder or not path.is_file():
+        return None
+    cascade = classifier(str(path))
+    h, w = gray.shape
+    faces = cascade.detectMultiScale(cv2.equalizeHist(gray), scaleFactor=1.1, minNeighbors=5,
+                                     minSize=(max(12, w // 25), max(12, w // 25)))
+    if len(faces) == 0:
+        return None
+    fx, fy, fw, fh = max(faces, key=lambda f: f[2] * f[3])
+    # Frame head and shoulders, not just the face box.
+    return Subject(x=(fx + fw / 2) / w, y=(fy + fh * 0.7) / h, w=min(1.0, fw * 2.2 / w),
+                   h=min(1.0, fh * 2.6 / h), kind="face")
+
+
+def _salient_region(gray: np.ndarray) -> Subject:
+    h, w = gray.shape
+    g = cv2.resize(gray, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32)
+    spectrum = np.fft.fft2(g)
+    log_amp = np.log(np.abs(spectrum) + 1e-6)
+    residual = log_amp - cv2.blur(log_amp, (3, 3))
+    sal = np.abs(np.fft.ifft2(np.exp(residual + 1j * np.angle(spectrum)))) ** 2
+    sal = cv2.resize(cv2.GaussianBlur(sal.astype(np.float32), (0, 0), 2.5), (w, h))
+    edges = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    edges = cv2.GaussianBlur(edges, (0, 0), max(2.0, w / 40))
+    score = sal / (sal.max() + 1e-6) + edges / (edges.max() + 1e-6)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    prior = np.exp(-(((xs / w - 0.5) ** 2) + ((ys / h - 0.5) ** 2)) / (2 * 0.3 ** 2))
+    score *= prior
+    if score.max() - score.min() < 1e-3 * (score.max() + 1e-6):
+        return Subject(0.5, 0.5, 0.5, 0.5, "centre")
+    weights = np.clip(score - np.quantile(score, 0.9), 0.0, None)
+    total = float(weights.sum())
+    if total <= 0:
+        return Subject(0.5, 0.5, 0.5, 0.5, "centre")
+    cx = float((weights * xs).sum() / total)
+    cy = float((weights * ys).sum() / total)
+    sx = float(np.sqrt((weights * (xs - cx) ** 2).sum() / total))
+    sy = float(np.sqrt((weights * (ys - cy) ** 2).sum() / total))
+    return Subject(x=cx / w, y=cy / h, w=min(1.0, 4 * sx / w), h=min(1.0, 4 * sy / h),
+                   kind="saliency")
+
+
+def plan_framing(src_w: int, src_h: int, aspect: float, subject: Subject,
+                 min_keep: float = 0.5) -> Framing:
+    """Crop around the subject when the crop keeps at least ``min_keep`` of the image
+    and the whole subject; otherwise fit the image over a blurred fill."""
+    if src_w / src_h > aspect:
+        crop_w, crop_h = src_h * aspect, float(src_h)
+    else:
+        crop_w, crop_h = float(src_w), src_w / aspect
+    keep = crop_w * crop_h / (src_w * src_h)
+    fits = subject.kind != "face" or (subject.w * src_w <= crop_w and subject.h * src_h <= crop_h)
+    if keep >= min_keep and fits:
+        target_y = subject.y * src_h - (crop_h * 0.1 if subject.kind == "face" else 0.0)
+        x0 = min(max(subject.x * src_w - crop_w / 2, 0.0), src_w - crop_w)
+        y0 = min(max(target_y - crop_h / 2, 0.0), src_h - crop_h)
+        anchor = ((subject.x * src_w - x0) / crop_w, (subject.y * src_h - y0) / crop_h)
+        return Framing("crop", x0, y0, crop_w, crop_h, _clip_pair(anchor))
+    # Fit: the image sits centred in a frame of the output aspect.
+    frame_w, frame_h = max(src_w, src_h * aspect), max(src_h, src_w / aspect)
+    off_x, off_y = (frame_w - src_w) / 2, (frame_h - src_h) / 2
+    anchor = ((off_x + subject.x * src_w) / frame_w, (off_y + subject.y * src_h) / frame_h)
+    return Framing("fit", 0.0, 0.0, float(src_w), float(src_h), _clip_pair(anchor))
+
+
+def _clip_pair(p: tuple[float, float]) -> tuple[float, float]:
+    return (min(1.0, max(0.0, p[0])), min(1.0, max(0.0, p[1])))
+
+
+def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    shrink = size[0] < img.shape[1] or size[1] < img.shape[0]
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def compose_canvas(rgb: np.ndarray, framing: Framing, width: int, height: int) -> np.ndarray:
+    """The base frame as an RGB image of ``width`` x ``height``."""
+    if framing.mode == "crop":
+        x0, y0 = int(round(framing.x)), int(round(framing.y))
+        x1, y1 = int(round(framing.x + framing.w)), int(round(framing.y + framing.h))
+        return _resize(np.ascontiguousarray(rgb[y0:y1, x0:x1]), (width, height))
+    src_h, src_w = rgb.shape[:2]
+    # Background: the image covering the frame, blurred, darkened and muted.
+    tw, th = max(2, width // 8), max(2, height // 8)
+    cover = max(tw / src_w, th / src_h)
+    bw, bh = max(tw, round(src_w * cover)), max(th, round(src_h * cover))
+    small = cv2.resize(rgb, (bw, bh), interpolation=cv2.INTER_AREA)
+    sx, sy = (bw - tw) // 2, (bh - th) // 2
+    small = cv2.GaussianBlur(small[sy:sy + th, sx:sx + tw], (0, 0), max(1.5, min(tw, th) / 12))
+    back = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    grey = back.mean(axis=2, keepdims=True)
+    canvas = ((0.7 * back + 0.3 * grey) * 0.5).astype(np.uint8)
+    fit = min(width / src_w, height / src_h)
+    fw, fh = max(1, round(src_w * fit)), max(1, round(src_h * fit))
+    ox, oy = (width - fw) // 2, (height - fh) // 2
+    canvas[oy:oy + fh, ox:ox + fw] = _resize(rgb, (fw, fh))
+    return canvas
+
+
+def canvas_scale(framing: Framing, src_size: tuple[int, int], out_size: tuple[int, int],
+                 max_zoom: float) -> float:
+    """How much larger than the output to make the canvas: enough source pixels for
+    the deepest zoom, never more than the source has, never below the output."""
+    (src_w, src_h), (out_w, out_h) = src_size, out_size
+    if framing.mode == "crop":
+        detail = framing.w / out_w
+    else:
+        detail = max(src_w / out_w, src_h / out_h)
+    return float(min(max(detail, 1.0), max_zoom))
+
+
+# ---------------------------------------------------------------- colour
+
+def rgb_to_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BT.709 limited-range Y (full size) and Cb, Cr (half size) planes, uint8."""
+    yuv = cv2.transform(rgb, RGB_TO_YUV)
+    h, w = rgb.shape[:2]
+    half = (max(1, w // 2), max(1, h // 2))
+    y, u, v = cv2.split(yuv)
+    return (np.ascontiguousarray(y), cv2.resize(u, half, interpolation=cv2.INTER_AREA),
+            cv2.resize(v, half, interpolation=cv2.INTER_AREA))
+
+
+def yuv420_to_rgb(buf: np.ndarray, width: int, height: int) -> np.ndarray:
+    """An RGB uint8 image from one yuv420p frame (BT.709 limited range)."""
+    flat = np.asarray(buf).reshape(-1)
+    n = width * height
+    y = flat[:n].reshape(height, width).astype(np.float32)
+    chroma = [cv2.resize(flat[n + k * n // 4:n + (k + 1) * n // 4]
+                         .reshape(height // 2, width // 2), (width, height),
+                         interpolation=cv2.INTER_LINEAR).astype(np.float32) for k in (0, 1)]
+    inverse = np.linalg.inv(np.vstack([RGB_TO_YUV, [0, 0, 0, 1]]))[:3]
+    yuv = np.dstack([y, chroma[0], chroma[1]])
+    rgb = cv2.transform(yuv, inverse.astype(np.float32))
+    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- overlays
+
+@dataclass(frozen=True)
+class Overlay:
+    """A pre-rendered RGBA overlay as Y'CbCr planes and alpha, placed at (x, y) (even)."""
+
+    x: int
+    y: int
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    alphas: tuple[np.ndarray, np.ndarray]  # float32 at full and half size
+
+    @classmethod
+    def from_rgba(cls, rgba: np.ndarray, x: int, y: int) -> Overlay:
+        h, w = rgba.shape[:2]
+        rgba = rgba[: h - h % 2, : w - w % 2]
+        planes = rgb_to_planes(np.ascontiguousarray(rgba[..., :3]))
+        alpha = rgba[..., 3].astype(np.float32) / 255.0
+        half = cv2.resize(alpha, (alpha.shape[1] // 2, alpha.shape[0] // 2),
+                          interpolation=cv2.INTER_AREA)
+        return cls(x - x % 2, y - y % 2, planes, (alpha, half))
+
+    def blend(self, planes: Sequence[np.ndarray]) -> None:
+        for k, (dst, src) in enumerate(zip(planes, self.planes)):
+            alpha = self.alphas[0 if k == 0 else 1]
+            x, y = (self.x, self.y) if k == 0 else (self.x // 2, self.y // 2)
+            h, w = src.shape
+            region = dst[y:y + h, x:x + w]
+            dst[y:y + h, x:x + w] = cv2.blendLinear(region, src, 1.0 - alpha, alpha)
+
+
+def text_overlay(text: str, width: int, height: int) -> Overlay:
+    """A watermark in the bottom-right corner: white text with a soft shadow,
+    drawn with Pillow's bundled font (no font files needed)."""
+    from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+    short = min(width, height)
+    font = ImageFont.load_default(size=max(12, round(short * 0.032)))
+    left, top, right, bottom = font.getbbox(text)
+    pad = max(4, round(short * 0.01))
+    size = (right - left + 2 * pad, bottom - top + 2 * pad)
+    shadow = Image.new("L", size, 0)
+    ImageDraw.Draw(shadow).text((pad - left + 1, pad - top + 1), text, font=font, fill=150)
+    shadow = shadow.filter(ImageFilter.GaussianBlur(max(1, pad // 3)))
+    layer = Image.new("RGBA", size, (0, 0, 0, 0))
+    layer.putalpha(shadow)
+    ImageDraw.Draw(layer).text((pad - left, pad - top), text, font=font,
+                               fill=(255, 255, 255, 210))
+    rgba = np.asarray(layer)
+    if rgba.shape[1] > width or rgba.shape[0] > height:
+        raise Invalid(f"watermark {text!r} is too long for a {width}x{height} video",
+                      fix="Use a shorter watermark text.")
+    margin = round(short * 0.03)
+    return Overlay.from_rgba(rgba, width - rgba.shape[1] - margin,
+                             height - rgba.shape[0] - margin)
+
+
+# ---------------------------------------------------------------- frames
+
+class StillAnimator:
+    """yuv420p frames of a camera moving over a canvas (RGB, already graded).
+
+    The picture occupies rows ``top`` .. ``height - top`` (letterbox bars above and
+    below stay black). ``frame(i)`` returns one reused flat buffer: copy it to keep it.
+    """
+
+    def __init__(self, canvas: np.ndarray, width: int, height: int,
+                 path: Sequence[Viewport], *, top: int = 0,
+                 shake: Sequence[tuple[float, float]] | None = None, vignette: float = 0.0,
+                 grain: Any = None, overlay: Overlay | None = None,
+                 zoom_margin: float = 1.0) -> None:
+        if width % 2 or height % 2 or top % 2:
+            raise ValueError("frame width, height and letterbox must be even")
+        self.width, self.height, self.top = width, height, top
+        self.path = list(path)
+        self.shake = list(shake) if shake else [(0.0, 0.0)] * len(self.path)
+        self.zoom_margin = zoom_margin
+        self.grain, self.overlay = grain, overlay
+        self.sources = rgb_to_planes(canvas)
+        n = width * height
+        self.buffer = np.empty(n * 3 // 2, dtype=np.uint8)
+        self.planes = (self.buffer[:n].reshape(height, width),
+                       self.buffer[n:n + n // 4].reshape(height // 2, width // 2),
+                       self.buffer[n + n // 4:].reshape(height // 2, width // 2))
+        self.planes[0][:] = 16  # black bars, in limited range
+        self.planes[1][:] = 128
+        self.planes[2][:] = 128
+        bars = (top, top // 2, top // 2)
+        self.pictures = tuple(p[b:p.shape[0] - b] for p, b in zip(self.planes, bars))
+        self._vignette = self._vignette_planes(vignette) if vignette > 0 else None
+
+    def __len__(self) -> int:
+        return len(self.path)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self.frame(i) for i in range(len(self.path)))
+
+    def _vignette_planes(self, strength: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        from .looks import vignette_mask
+
+        out = []
+        for k, pic in enumerate(self.pictures):
+            gain = vignette_mask(pic.shape[1], pic.shape[0], strength)
+            zero = 16.0 if k == 0 else 128.0  # darken towards black, not towards 0
+            out.append((np.rint(gain * 255).astype(np.uint8),
+                        np.rint(zero * (1.0 - gain)).astype(np.uint8)))
+        return out
+
+    def _matrix(self, vp: Viewport, shift: tuple[float, float], src: np.ndarray,
+                dst: np.ndarray) -> np.ndarray:
+        """Output pixel -> canvas pixel, for one plane (pixel centres at +0.5)."""
+        src_h, src_w = src.shape
+        dst_h, dst_w = dst.shape
+        s = vp.scale * self.zoom_margin
+        ax, ay = src_w / (s * dst_w), src_h / (s * dst_h)
+        ratio = dst_w / self.width  # 1 for luma, 1/2 for chroma
+        dx, dy = shift[0] * ratio, shift[1] * ratio
+        bx = src_w * (vp.cx - 0.5 / s) + ax * (0.5 + dx) - 0.5
+        by = src_h * (vp.cy - 0.5 / s) + ay * (0.5 + dy) - 0.5
+        return np.array([[ax, 0.0, bx], [0.0, ay, by]], dtype=np.float64)
+
+    def frame(self, i: int) -> np.ndarray:
+        vp, shift = self.path[i], self.shake[i]
+        for k, (src, dst) in enumerate(zip(self.sources, self.pictures)):
+            cv2.warpAffine(src, self._matrix(vp, shift, src, dst), (dst.shape[1], dst.shape[0]),
+                           dst=dst, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REFLECT)
+            if self._vignette is not None:
+                gain, offset = self._vignette[k]
+                cv2.multiply(dst, gain, dst=dst, scale=1.0 / 255.0)
+                cv2.add(dst, offset, dst=dst)
+        if self.grain is not None:
+            self.grain.apply(self.pictures[0], i)
+        if self.overlay is not None:
+            self.overlay.blend(self.planes)
+        return self.buffer
+
+    def rgb(self, i: int) -> np.ndarray:
+        """Frame ``i`` as an RGB image (for posters and checks)."""
+        return yuv420_to_rgb(self.frame(i), self.width, self.height)
+
+
+# ---------------------------------------------------------------- encoding
+
+def x264_args(width: int, height: int, fps: float, out_path: Path, *, preset: str = "veryfast",
+              crf: int = 20, threads: int = 0) -> list[str]:
+    """ffmpeg arguments: raw yuv420p frames on stdin -> H.264 MP4, BT.709, faststart."""
+    return ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s:v", f"{width}x{height}",
+            "-framerate", f"{fps:g}", *COLOR_ARGS, "-i", "pipe:0", "-an",
+            "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-profile:v", "high",
+            "-pix_fmt", "yuv420p", *COLOR_ARGS, *(["-threads", str(threads)] if threads else []),
+            "-movflags", "+faststart", "-map_metadata", "-1", "-f", "mp4", str(out_path)]
+
+
+def encode_frames(ffmpeg: FFmpeg, frames: Iterable[Any], out_path: Path, *, width: int,
+                  height: int, fps: float, total: int, preset: str = "veryfast", crf: int = 20,
+                  threads: int = 0, progress: Any = None, deadline: float | None = None,
+                  every: int = 6) -> Path:
+    """Pipe yuv420p frames into libx264 and write ``out_path`` (atomically: a failed or
+    cancelled encode leaves no file). ``progress("rendering", fraction)`` is called
+    every ``every`` frames and may raise to stop; ffmpeg is killed before it propagates.
+    x264 output is deterministic for the same frames, settings and thread count;
+    pass ``threads`` to make bytes identical across machines with different cores."""
+    out_path = Path(out_path)
+    part = out_path.with_name(out_path.name + ".part")
+    args = x264_args(width, height, fps, part, preset=preset, crf=crf, threads=threads)
+    try:
+        with ffmpeg.pipe(args, deadline=deadline) as proc:
+            for i, frame in enumerate(frames, start=1):
+                proc.write(frame)
+                if progress is not None and (i % every == 0 or i == total):
+                    progress("rendering", min(1.0, i / total))
+            proc.finish()
+        os.replace(part, out_path)
+    finally:
+        part.unlink(missing_ok=True)
+    return out_path

@@ -356,3 +356,7 @@ def download(job_id: str, output: Path = typer.Option(..., "-o", "--output", hel
 
 def main() -> None:  # pragma: no cover
     sys.exit(app())
+
+
+if __name__ == "__main__":  # python -m reelforge.cli
+    main()

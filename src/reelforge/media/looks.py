@@ -63,7 +63,7 @@ LOOKS: dict[str, Look] = {look.name: look for look in (
     Look("vintage", "Faded blacks, warm cast, muted colour, film grain and vignette",
          white_balance=(1.08, 1.0, 0.84), contrast=0.12, lift=0.09, white=0.93,
          saturation=0.72, shadow_tint=(0.015, 0.01, -0.01), highlight_tint=(0.02, 0.01, -0.02),
-         vignette=0.42, grain=7.0),
+         vignette=0.42, grain=5.5),
     Look("corporate", "Bright, neutral and clean",
          exposure=0.16, gamma=0.94, contrast=0.08, saturation=1.04),
     Look("luxury", "Warm gold highlights, deep rich shadows, subtle glow",
@@ -166,7 +166,8 @@ class Grain:
         m = self.MARGIN
         rng = np.random.default_rng(seed)
         noise = rng.standard_normal((height + 2 * m, width + 2 * m), dtype=np.float32)
-        noise = cv2.GaussianBlur(noise, (0, 0), 0.7)  # film grain is soft, not per-pixel
+        # Film grain is soft, not per-pixel; keep its size in proportion to the frame.
+        noise = cv2.GaussianBlur(noise, (0, 0), 0.7 * max(1.0, min(width, height) / 720))
         noise *= strength / max(1e-6, float(noise.std()))
         noise = np.rint(noise)
         self._pos = np.clip(noise, 0, 255).astype(np.uint8)

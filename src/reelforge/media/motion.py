@@ -140,7 +140,7 @@ def viewport_at(move: CameraMove, i: int, n: int) -> Viewport:
     kind = move.kind
     if kind == "zoom_out":
         t = 1.0 - t
-    scale = lo + (hi - lo) * t
+    scale = lo * (hi / lo) ** t  # geometric: the zoom feels steady, not decelerating
     if kind in ("zoom_in", "zoom_out", "push_in", "static"):
         ax, ay = move.anchor
         keep = 1.0 - 1.0 / scale  # the anchor point stays put on screen

@@ -28,6 +28,7 @@ from .motion import Viewport
 ASPECTS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4),
            "4:5": (4, 5), "21:9": (21, 9)}
 SHORT_SIDE = {"720p": 720, "1080p": 1080}
+FIT_ZOOM = 1.3  # a fitted image may be this much larger than "contain"
 # BT.709, limited ("tv") range: rows give Y, Cb, Cr from R, G, B in 0..255.
 _KR, _KB = 0.2126, 0.0722
 _KG = 1.0 - _KR - _KB
@@ -71,9 +72,11 @@ class Subject:
 
 @dataclass(frozen=True)
 class Framing:
-    """How the source fills the base frame: ``crop`` takes the rectangle (x, y, w, h,
-    source pixels); ``fit`` shows the whole image over a blurred copy of itself.
-    ``anchor`` is where the subject lands in the base frame (0..1), for zooms."""
+    """How the source fills the base frame. ``crop``: the frame shows the source
+    rectangle (x, y, w, h) in source pixels. ``fit``: the image lies over a blurred
+    copy of itself at (x, y, w, h) in fractions of the frame (it may overflow on one
+    side, by at most ``FIT_ZOOM``). ``anchor``: where the subject lands in the frame
+    (0..1), for zooms."""
 
     mode: str
     x: float
@@ -156,11 +159,24 @@ def plan_framing(src_w: int, src_h: int, aspect: float, subject: Subject,
         y0 = min(max(target_y - crop_h / 2, 0.0), src_h - crop_h)
         anchor = ((subject.x * src_w - x0) / crop_w, (subject.y * src_h - y0) / crop_h)
         return Framing("crop", x0, y0, crop_w, crop_h, _clip_pair(anchor))
-    # Fit: the image sits centred in a frame of the output aspect.
-    frame_w, frame_h = max(src_w, src_h * aspect), max(src_h, src_w / aspect)
-    off_x, off_y = (frame_w - src_w) / 2, (frame_h - src_h) / 2
-    anchor = ((off_x + subject.x * src_w) / frame_w, (off_y + subject.y * src_h) / frame_h)
-    return Framing("fit", 0.0, 0.0, float(src_w), float(src_h), _clip_pair(anchor))
+    # Fit, in units of the frame height (the frame is `aspect` wide): a little larger
+    # than "contain", cropping the overflow around the subject, so it does not shrink
+    # to a strip in a frame of a very different shape.
+    contain, cover = min(aspect / src_w, 1.0 / src_h), max(aspect / src_w, 1.0 / src_h)
+    scale = contain * min(FIT_ZOOM, cover / contain)
+    iw, ih = src_w * scale, src_h * scale
+    x0 = _place(iw, aspect, subject.x)
+    y0 = _place(ih, 1.0, subject.y)
+    anchor = ((x0 + subject.x * iw) / aspect, y0 + subject.y * ih)
+    return Framing("fit", x0 / aspect, y0, iw / aspect, ih, _clip_pair(anchor))
+
+
+def _place(size: float, room: float, subject: float) -> float:
+    """Offset of an image side of ``size`` in ``room``: centred if it fits, else
+    centred on the subject without leaving a gap."""
+    if size <= room:
+        return (room - size) / 2
+    return min(0.0, max(room - size, room / 2 - subject * size))
 
 
 def _clip_pair(p: tuple[float, float]) -> tuple[float, float]:
@@ -185,14 +201,16 @@ def compose_canvas(rgb: np.ndarray, framing: Framing, width: int, height: int) -
     bw, bh = max(tw, round(src_w * cover)), max(th, round(src_h * cover))
     small = cv2.resize(rgb, (bw, bh), interpolation=cv2.INTER_AREA)
     sx, sy = (bw - tw) // 2, (bh - th) // 2
-    small = cv2.GaussianBlur(small[sy:sy + th, sx:sx + tw], (0, 0), max(1.5, min(tw, th) / 12))
+    small = cv2.GaussianBlur(small[sy:sy + th, sx:sx + tw], (0, 0), max(1.0, min(tw, th) / 30))
     back = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.float32)
     grey = back.mean(axis=2, keepdims=True)
-    canvas = ((0.7 * back + 0.3 * grey) * 0.5).astype(np.uint8)
-    fit = min(width / src_w, height / src_h)
-    fw, fh = max(1, round(src_w * fit)), max(1, round(src_h * fit))
-    ox, oy = (width - fw) // 2, (height - fh) // 2
-    canvas[oy:oy + fh, ox:ox + fw] = _resize(rgb, (fw, fh))
+    canvas = ((0.75 * back + 0.25 * grey) * 0.55).astype(np.uint8)
+    fw, fh = max(1, round(framing.w * width)), max(1, round(framing.h * height))
+    ox, oy = round(framing.x * width), round(framing.y * height)
+    front = _resize(rgb, (fw, fh))
+    x0, y0 = max(0, ox), max(0, oy)
+    x1, y1 = min(width, ox + fw), min(height, oy + fh)
+    canvas[y0:y1, x0:x1] = front[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
     return canvas
 
 
@@ -204,7 +222,7 @@ def canvas_scale(framing: Framing, src_size: tuple[int, int], out_size: tuple[in
     if framing.mode == "crop":
         detail = framing.w / out_w
     else:
-        detail = max(src_w / out_w, src_h / out_h)
+        detail = src_w / (framing.w * out_w)
     return float(min(max(detail, 1.0), max_zoom))
 
 
@@ -270,8 +288,13 @@ def text_overlay(text: str, width: int, height: int) -> Overlay:
     from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
     short = min(width, height)
-    font = ImageFont.load_default(size=max(12, round(short * 0.032)))
+    size_px = max(10, round(short * 0.032))
+    font = ImageFont.load_default(size=size_px)
     left, top, right, bottom = font.getbbox(text)
+    if right - left > 0.8 * width:  # long text: shrink it to fit the frame
+        size_px = max(8, int(size_px * 0.8 * width / (right - left)))
+        font = ImageFont.load_default(size=size_px)
+        left, top, right, bottom = font.getbbox(text)
     pad = max(4, round(short * 0.01))
     size = (right - left + 2 * pad, bottom - top + 2 * pad)
     shadow = Image.new("L", size, 0)

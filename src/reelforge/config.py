@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -126,6 +126,14 @@ class Settings(BaseSettings):
         if toml_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+    @field_validator("plans", mode="before")
+    @classmethod
+    def _merge_plans(cls, value: Any) -> Any:
+        """Configured plans add to (or override) the defaults rather than replace them."""
+        if isinstance(value, dict):
+            return {**{k: v.model_dump() for k, v in _default_plans().items()}, **value}
+        return value
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> "Settings":

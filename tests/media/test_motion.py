@@ -68,7 +68,8 @@ def test_view_stays_inside_the_frame(kind: str) -> None:
 
 
 def test_directions() -> None:
-    first, last = viewport_at(CameraMove("zoom_in"), 0, N), viewport_at(CameraMove("zoom_in"), N - 1, N)
+    zoom = CameraMove("zoom_in")
+    first, last = viewport_at(zoom, 0, N), viewport_at(zoom, N - 1, N)
     assert last.scale > first.scale == 1.0
     zoom_out = path_array(CameraMove("zoom_out"))
     assert zoom_out[0, 0] > zoom_out[-1, 0] == 1.0

@@ -71,7 +71,8 @@ def build_engines(settings: Any) -> dict[str, Engine]:
     classes = sorted(engine_classes().items(), key=lambda item: -priority(item[1]))
     for name, cls in classes:
         factory = getattr(cls, "from_settings", None)
-        engine = factory(settings) if callable(factory) else cls(settings)  # type: ignore[call-arg]
+        make = factory if callable(factory) else cls
+        engine = make(settings)  # type: ignore[call-arg]
         if engine is not None:
             engines[name] = engine
     return engines

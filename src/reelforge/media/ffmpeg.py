@@ -231,6 +231,10 @@ class FFmpegProcess:
         self._killpg()
 
     def _killpg(self) -> None:
+        # Only before the leader is reaped: until then its pid (= the group id) cannot
+        # be reused, so this never signals an unrelated process group.
+        if self._proc.returncode is not None:
+            return
         try:
             os.killpg(self._proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -248,13 +252,15 @@ class FFmpegProcess:
 
     def kill(self) -> None:
         """Kill the whole process group and reap it. Safe to call twice."""
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-        if self._proc.returncode is None:
-            self._killpg()
+        self._cancel_watchdog()
+        self._killpg()
         self._proc.wait()
         self._close_pipes()
         self._finished = True
+
+    def _cancel_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
 
     def _close_pipes(self) -> None:
         for stream in (self._proc.stdin, self._proc.stdout):
@@ -310,14 +316,14 @@ class FFmpegProcess:
         if self._timed_out:
             self.kill()
             raise JobTimedOut("ffmpeg ran past the job's deadline and was stopped")
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        self._cancel_watchdog()
         self._close_pipes()
         self._finished = True
         if self._proc.returncode != 0:
             self._raise_failed(None)
 
     def _raise_failed(self, cause: BaseException | None) -> None:
+        self._cancel_watchdog()
         self._close_pipes()
         self._finished = True
         rc = self._proc.returncode

@@ -109,7 +109,7 @@ def load_image(path: Path, needed: tuple[int, int] | None = None,
                 white = Image.new("RGBA", img.size, (255, 255, 255, 255))
                 img = Image.alpha_composite(white, img)
             return np.ascontiguousarray(np.asarray(img.convert("RGB")))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise MediaError(f"could not decode the image: {exc}",
                          fix="Send a JPEG, PNG or WebP image that opens in a normal viewer."
                          ) from exc

@@ -50,8 +50,10 @@ def _import_engine_modules() -> None:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
-            # Not written/installed here (or an optional dependency is missing).
-            log.debug("engine module %s not loaded: %s", module, exc)
+            if exc.name and module.startswith(exc.name):
+                log.debug("engine module %s is not part of this install", module)
+            else:  # the module exists but an optional dependency of it is missing
+                log.warning("engine module %s not loaded: %s", module, exc)
 
 
 def engine_classes() -> dict[str, type[Engine]]:

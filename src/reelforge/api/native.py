@@ -48,12 +48,15 @@ class JobCreate(BaseModel):
     video_asset_id: str | None = None
     reference_image_url: str | None = None
     reference_image_asset_id: str | None = None
+    images_urls: list[str] | None = Field(None, description="reel: 1–10 image URLs")
+    images_asset_ids: list[str] | None = Field(None, description="reel: 1–10 image asset ids")
 
 
 _BODY_DOC = {"requestBody": {"content": {
     "application/json": {"schema": JobCreate.model_json_schema()},
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         **{n: {"type": "string", "format": "binary"} for n in INPUT_NAMES},
+        "images": {"type": "array", "items": {"type": "string", "format": "binary"}},
         **{n: {"type": "string"} for n in ("mode",) + OPTION_NAMES + ("webhook_url",)}}}},
 }, "required": True}}
 
@@ -68,7 +71,7 @@ async def read_fields(request: Request) -> tuple[dict[str, Any], dict[str, Any]]
         files: dict[str, Any] = {}
         for name, value in form.multi_items():
             if hasattr(value, "read") and hasattr(value, "filename"):
-                files[name] = value
+                files.setdefault(name, []).append(value)
             else:
                 fields[name] = value
         return fields, files
@@ -87,9 +90,18 @@ def job_request(fields: dict[str, Any], files: dict[str, Any], request: Request)
     mode = fields.get("mode")
     if not mode:
         raise Invalid("mode is required.", fix=f"Pass mode, one of: {', '.join(MODES)}.")
-    inputs: dict[str, InputRef] = {}
+    inputs: dict[str, InputRef | list[InputRef]] = {}
+    images = [InputRef(stream=u.file) for u in files.get("images", [])]
+    images += [InputRef(url=u) for u in _as_list(fields.get("images_urls"))]
+    images += [InputRef(asset_id=a) for a in _as_list(fields.get("images_asset_ids"))]
+    if images:
+        inputs["images"] = images
     for name in INPUT_NAMES:
-        upload = files.get(name)
+        uploads = files.get(name) or []
+        if len(uploads) > 1:
+            raise Invalid(f"Input {name!r} was sent {len(uploads)} times.",
+                          fix=f"Send one '{name}' file (reel images go in 'images').")
+        upload = uploads[0] if uploads else None
         ref = InputRef(stream=upload.file if upload is not None else None,
                        url=fields.get(f"{name}_url"), asset_id=fields.get(f"{name}_asset_id"))
         if sum(x is not None for x in (ref.stream, ref.url, ref.asset_id)) > 1:
@@ -99,11 +111,23 @@ def job_request(fields: dict[str, Any], files: dict[str, Any], request: Request)
         if ref.stream or ref.url or ref.asset_id:
             inputs[name] = ref
     opts = dict(fields.get("options") or {})
-    opts.update({k: fields[k] for k in OPTION_NAMES if fields.get(k) not in (None, "")})
+    not_options = {"mode", "webhook_url", "options", "images_urls", "images_asset_ids",
+                   *(f"{n}{suffix}" for n in INPUT_NAMES for suffix in ("_url", "_asset_id"))}
+    opts.update({k: v for k, v in fields.items()
+                 if k not in not_options and v not in (None, "")})
     return JobRequest(mode=str(mode), inputs=inputs, options=opts,
                       webhook_url=fields.get("webhook_url") or None,
                       idempotency_key=request.headers.get("idempotency-key"),
                       request_id=request_id_var.get())
+
+
+def _as_list(value: Any) -> list[str]:
+    """A JSON list, or a comma-separated form field."""
+    if value in (None, ""):
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
 def render_job(rt: Runtime, job_id: str) -> dict[str, Any]:
@@ -213,7 +237,8 @@ async def job_events(job_id: str, request: Request,
 async def create_asset(request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
     rt = runtime(request)
     fields, files = await read_fields(request)
-    upload = files.get("file") or next(iter(files.values()), None)
+    uploads = files.get("file") or next(iter(files.values()), [])
+    upload = uploads[0] if uploads else None
     ref = InputRef(stream=upload.file if upload is not None else None, url=fields.get("url"))
     if ref.stream is None and not ref.url:
         raise Invalid("Send a file (multipart field 'file') or a JSON body {\"url\": …}.",

@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from ..db.models import Account, Job
 from ..db.session import Database
+from ..db.models import IdempotencyRecord
 from ..errors import (
     ConcurrencyLimit, Conflict, IdempotencyInFlight, IdempotencyMismatch, Invalid, NotFound,
 )
-from ..db.models import IdempotencyRecord
 from . import credits, webhooks
 from .ids import new_id
 from .signing import signed_query
@@ -49,6 +49,7 @@ class SubmitRequest:
     meta: dict[str, Any] = field(default_factory=dict)
     request_id: str | None = None
     key_id: str | None = None
+    max_active_per_key: int | None = None
 
 
 def request_hash(fingerprint: dict[str, Any]) -> str:
@@ -112,6 +113,14 @@ def _create(db: Database, settings: Settings, account_id: str, req: SubmitReques
             raise ConcurrencyLimit(
                 f"The {account.plan} plan allows {plan.concurrent_jobs} concurrent jobs and "
                 f"{active} are queued or running.", limit=plan.concurrent_jobs)
+        if req.max_active_per_key is not None and req.key_id:
+            mine = s.scalar(select(func.count()).select_from(Job).where(
+                Job.key_id == req.key_id, Job.status.in_(ACTIVE))) or 0
+            if mine >= req.max_active_per_key:
+                raise ConcurrencyLimit(
+                    f"This API key already has {mine} active job(s); the limit is "
+                    f"{req.max_active_per_key}.", code="key_busy",
+                    fix="Wait for the active job to finish or cancel it, then submit again.")
         job = Job(id=new_id("job"), account_id=account.id, key_id=req.key_id, mode=req.mode,
                   engine=req.engine, status="queued", stage="queued", progress=0.0,
                   priority=QUEUE_PRIORITY.get(plan.queue, 2), inputs=req.inputs,
@@ -209,8 +218,15 @@ def artifact_url(settings: Settings, job_id: str, name: str) -> str:
         settings.secret_key, path, settings.download_url_ttl_s)
 
 
-def job_view(job: Job, settings: Settings, position: int | None = None,
-             eta_s: float | None = None) -> dict[str, Any]:
+def eta_seconds(job: Job) -> float | None:
+    """Seconds until a running job ends, extrapolated from its progress so far."""
+    if job.status != "running" or not job.started_at or job.progress < 5:
+        return None
+    elapsed = (datetime.now(timezone.utc) - job.started_at).total_seconds()
+    return round(max(0.0, elapsed * (100 - job.progress) / job.progress), 1)
+
+
+def job_view(job: Job, settings: Settings, position: int | None = None) -> dict[str, Any]:
     """The native JSON shape of a job."""
     iso = lambda d: d.isoformat().replace("+00:00", "Z") if d else None  # noqa: E731
     outputs = {}
@@ -223,7 +239,7 @@ def job_view(job: Job, settings: Settings, position: int | None = None,
     return {
         "id": job.id, "object": "job", "mode": job.mode, "engine": job.engine,
         "status": job.status, "stage": job.stage, "progress": round(job.progress, 1),
-        "queue_position": position, "eta_seconds": eta_s,
+        "queue_position": position, "eta_seconds": eta_seconds(job),
         "created_at": iso(job.created_at), "started_at": iso(job.started_at),
         "completed_at": iso(job.completed_at), "expires_at": iso(job.expires_at),
         "inputs": job.inputs, "options": job.options, "outputs": outputs,

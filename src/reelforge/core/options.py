@@ -6,6 +6,7 @@ duration/quality rule, allowed styles, aspect ratios) live here once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..engines.base import ASPECT_RATIOS, MODES, QUALITIES, STYLES, TRANSFORM_STYLES
@@ -22,7 +23,21 @@ REQUIRED_INPUTS: dict[str, dict[str, str]] = {
     "extend": {"video": "video"},
 }
 OPTIONAL_INPUTS: dict[str, str] = {"reference_image": "image", "audio": "audio"}
+# Inputs that take a list of assets: name -> (kind, min count, max count).
+LIST_INPUTS: dict[str, dict[str, tuple[str, int, int]]] = {"reel": {"images": ("image", 1, 10)}}
 MAX_PROMPT = 2000
+
+ModeOptions = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+_MODE_OPTIONS: dict[str, ModeOptions] = {}
+
+
+def register_mode_options(mode: str, validator: ModeOptions) -> None:
+    """Add a validator for one mode's own options.
+
+    ``validator(raw, common)`` gets the raw options and the already-validated common
+    ones, and returns the mode's extra clean options (raising ``Invalid`` with a fix).
+    """
+    _MODE_OPTIONS[mode] = validator
 
 
 def check_mode(mode: str) -> str:
@@ -93,10 +108,18 @@ def normalize_options(mode: str, options: dict[str, Any]) -> dict[str, Any]:
             raise Invalid("watermark must be text of at most 60 characters.",
                           fix="Shorten the watermark text.", field="watermark")
         out["watermark"] = watermark
+    extra = _MODE_OPTIONS.get(mode)
+    if extra is not None:
+        out.update(extra(options, out))
     return out
 
 
 def check_inputs(mode: str, inputs: dict[str, Any]) -> None:
+    for name, (kind, low, high) in LIST_INPUTS.get(mode, {}).items():
+        count = len(inputs.get(name) or [])
+        if not low <= count <= high:
+            raise Invalid(f"Mode {mode} needs {low} to {high} {kind}s in {name!r}; got {count}.",
+                          fix=f"Send between {low} and {high} {name}.", field=name)
     for name in REQUIRED_INPUTS[mode]:
         if not inputs.get(name):
             raise Invalid(f"Mode {mode} needs an input named {name!r}.",

@@ -18,7 +18,7 @@ from ..engines.registry import engine_for
 from ..errors import Invalid, UnsupportedMode
 from ..storage.base import Storage
 from . import assets, credits, jobs, options, webhooks
-from .options import OPTIONAL_INPUTS, REQUIRED_INPUTS
+from .options import LIST_INPUTS, OPTIONAL_INPUTS, REQUIRED_INPUTS
 
 
 @dataclass
@@ -33,7 +33,7 @@ class InputRef:
 @dataclass
 class JobRequest:
     mode: str
-    inputs: dict[str, InputRef] = field(default_factory=dict)
+    inputs: dict[str, InputRef | list[InputRef]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     webhook_url: str | None = None
     idempotency_key: str | None = None
@@ -41,6 +41,7 @@ class JobRequest:
     meta: dict[str, Any] = field(default_factory=dict)
     request_id: str | None = None
     max_input_bytes: int | None = None  # a dialect's own narrower cap (KIE: 10 MB)
+    max_active_per_key: int | None = None  # e.g. vidgen: one active job per key (409)
 
 
 @dataclass(frozen=True)
@@ -90,17 +91,30 @@ class Submitter:
             mode=req.mode, engine=quote.engine, inputs=asset_ids, options=quote.options,
             cost=quote.cost, webhook_url=req.webhook_url, idempotency_key=req.idempotency_key,
             fingerprint=fingerprint, dialect=req.dialect, meta=req.meta,
-            request_id=req.request_id, key_id=key_id)
+            request_id=req.request_id, key_id=key_id,
+            max_active_per_key=req.max_active_per_key)
         return jobs.submit(self.db, self.settings, account.id, job_req, self.enqueue)
 
-    def _resolve_inputs(self, account: Account, req: JobRequest) -> dict[str, str]:
+    def _resolve_inputs(self, account: Account, req: JobRequest) -> dict[str, Any]:
+        """Asset ids by input name (a list of ids for list inputs such as reel images)."""
         wanted = {**OPTIONAL_INPUTS, **REQUIRED_INPUTS.get(req.mode, {})}
-        out: dict[str, str] = {}
+        lists = LIST_INPUTS.get(req.mode, {})
+        out: dict[str, Any] = {}
         for name, ref in req.inputs.items():
+            if name in lists:
+                refs = ref if isinstance(ref, list) else [ref]
+                kind, _, high = lists[name]
+                if len(refs) > high:
+                    raise Invalid(f"At most {high} {name} are allowed; got {len(refs)}.",
+                                  fix=f"Send {high} or fewer.", field=name)
+                out[name] = [self.ingest(account, r, kind, name, req.max_input_bytes).id
+                             for r in refs]
+                continue
             kind = wanted.get(name)
-            if kind is None:
-                raise Invalid(f"Mode {req.mode} takes no input named {name!r}.",
-                              fix=f"Send only: {', '.join(wanted) or 'no file inputs'}.")
+            if kind is None or isinstance(ref, list):
+                raise Invalid(f"Mode {req.mode} takes no input named {name!r}"
+                              f"{' as a list' if kind else ''}.",
+                              fix=f"Send only: {', '.join([*wanted, *lists]) or 'no files'}.")
             out[name] = self.ingest(account, ref, kind, name, req.max_input_bytes).id
         return out
 
@@ -123,7 +137,12 @@ class Submitter:
         raise Invalid(f"Input {name!r} is empty.",
                       fix=f"Send a file, a '{name}_url' or a '{name}_asset_id'.")
 
-    def _digests(self, asset_ids: dict[str, str]) -> dict[str, str]:
+    def _digests(self, asset_ids: dict[str, Any]) -> dict[str, Any]:
+        """Inputs by content hash, so the same file re-uploaded matches its key."""
         with self.db.session() as s:
-            return {name: (s.get(Asset, aid).sha256 if s.get(Asset, aid) else aid)
+            def digest(aid: str) -> str:
+                asset = s.get(Asset, aid)
+                return asset.sha256 if asset is not None else aid
+
+            return {name: [digest(a) for a in aid] if isinstance(aid, list) else digest(aid)
                     for name, aid in asset_ids.items()}

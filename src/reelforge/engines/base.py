@@ -67,9 +67,10 @@ class Engine(abc.ABC):
         return mode in self.capabilities().modes
 
     @abc.abstractmethod
-    def run(self, spec: JobSpec, inputs: dict[str, Path], workdir: Path,
+    def run(self, spec: JobSpec, inputs: dict[str, Any], workdir: Path,
             progress: Progress) -> list[Artifact]:
-        """Render the job. ``inputs`` maps input names (image, audio, video) to files."""
+        """Render the job. ``inputs`` maps input names (image, audio, video) to files,
+        and list inputs (reel ``images``) to a list of files, in order."""
 
     def output_seconds(self, mode: str, options: dict[str, Any]) -> float:
         """Seconds of output the job will make, for the cost estimate."""

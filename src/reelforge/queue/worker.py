@@ -97,19 +97,25 @@ class JobRunner:
         if status == "queued":
             self.requeue(job.id)
 
-    def _fetch_inputs(self, job: Job, into: Path) -> dict[str, Path]:
-        ids: dict[str, Any] = job.inputs or {}
-        with self.db.session() as s:
-            rows = {name: s.get(Asset, asset_id) for name, asset_id in ids.items()
-                    if isinstance(asset_id, str)}
-        out: dict[str, Path] = {}
-        for name, asset in rows.items():
-            if asset is None:
-                raise JobError(f"Input {name!r} no longer exists.",
-                               fix="Upload the input again and resubmit the job.")
-            suffix = mimetypes.guess_extension(asset.content_type) or ""
-            out[name] = assets.copy_to(self.storage, asset, into / f"{name}{suffix}")
+    def _fetch_inputs(self, job: Job, into: Path) -> dict[str, Any]:
+        """Local copies of the inputs: a path per name, or a list for list inputs."""
+        out: dict[str, Any] = {}
+        for name, ids in (job.inputs or {}).items():
+            if isinstance(ids, list):
+                out[name] = [self._fetch_one(aid, into / f"{name}_{i:02d}")
+                             for i, aid in enumerate(ids)]
+            else:
+                out[name] = self._fetch_one(ids, into / name)
         return out
+
+    def _fetch_one(self, asset_id: str, stem: Path) -> Path:
+        with self.db.session() as s:
+            asset = s.get(Asset, asset_id)
+        if asset is None:
+            raise JobError(f"Input asset {asset_id!r} no longer exists.",
+                           fix="Upload the input again and resubmit the job.")
+        suffix = mimetypes.guess_extension(asset.content_type) or ""
+        return assets.copy_to(self.storage, asset, stem.with_name(stem.name + suffix))
 
     def _store(self, prefix: str, artifacts: list[Artifact]) -> dict[str, Any]:
         outputs: dict[str, Any] = {}

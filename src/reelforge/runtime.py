@@ -17,21 +17,29 @@ from .core.submission import Submitter
 from .db.session import Database
 from .engines.base import Engine
 from .engines.registry import build_engines
+from .queue import scheduler
 from .queue.broker import JobQueue, make_broker
+from .queue.progress import ProgressBus, make_progress_bus
 from .queue.sweeper import Loop, background_loops
 from .queue.worker import JobRunner
 from .storage.base import Storage
 from .storage.local import LocalStorage
+from .storage.s3 import S3Storage
 
 log = logging.getLogger("reelforge")
 
 
 def make_storage(settings: Settings) -> Storage:
+    """The backend named by the storage URL's scheme: file:///path or s3://bucket/prefix."""
     url = settings.storage_url
     if url.startswith("file://"):
         return LocalStorage(Path(url.removeprefix("file://")))
-    raise ValueError(f"Unsupported storage URL {url!r}: use file:///path "
-                     "(S3 support: s3://bucket/prefix, see README 'Scale out')")
+    if url.startswith("s3://"):
+        storage = S3Storage.from_settings(settings)
+        storage.ensure_bucket()
+        return storage
+    raise ValueError(f"Unsupported storage URL {url!r}: use file:///path or "
+                     "s3://bucket/prefix (see README 'Scale out')")
 
 
 def _limits_storage_url(settings: Settings) -> str:
@@ -44,6 +52,10 @@ def ensure_secret(settings: Settings) -> None:
     """Download URLs are signed with ``secret_key``; make one on first start."""
     if settings.secret_key:
         return
+    if not settings.is_sqlite:
+        log.warning("REELFORGE_SECRET_KEY is not set: this machine signs download links with "
+                    "its own key, which other machines will refuse; set the same "
+                    "REELFORGE_SECRET_KEY on every API and worker machine")
     path = settings.data_dir / "secret_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +74,7 @@ class Runtime:
     queue: JobQueue
     runner: JobRunner
     submitter: Submitter
+    progress: ProgressBus = field(default_factory=ProgressBus)
     loops: list[Loop] = field(default_factory=list)
 
     @classmethod
@@ -72,28 +85,36 @@ class Runtime:
         engines = build_engines(settings)
         limiter = RateLimiter(_limits_storage_url(settings))
         broker = make_broker(settings)
+        progress = make_progress_bus(settings)
         holder: dict[str, JobQueue] = {}
         runner = JobRunner(settings, db, storage, engines,
-                           requeue=lambda job_id: holder["q"].enqueue(job_id))
-        queue = JobQueue(broker, runner.process)
+                           requeue=lambda job_id: holder["q"].enqueue(job_id),
+                           notify=progress.publish)
+        queue = JobQueue(broker, runner.process,
+                         priority_of=lambda job_id: scheduler.priority_of(db, job_id))
         holder["q"] = queue
         submitter = Submitter(settings, db, storage, engines,
-                              enqueue=lambda job: queue.enqueue(job.id))
-        return cls(settings, db, storage, engines, limiter, queue, runner, submitter)
+                              enqueue=lambda job: queue.enqueue(job.id, job.priority))
+        return cls(settings, db, storage, engines, limiter, queue, runner, submitter, progress)
 
     def start_workers(self, threads: int | None = None) -> None:
-        """Worker threads plus the sweeper and webhook loops, in this process."""
+        """Worker threads plus the sweeper, storage and webhook loops, in this process."""
         from .core import leases
 
-        self.queue.start_workers(threads or self.settings.workers)
-        for job_id in leases.queued_ids(self.db):  # recover jobs queued before a restart
+        threads = threads or self.settings.workers
+        self.queue.start_workers(threads, self.runner.tiers)
+        # jobs queued before a restart: one wake-up per thread drains them
+        for job_id in leases.queued_ids(self.db)[:threads]:
             self.queue.enqueue(job_id)
         self.loops = background_loops(self.db, self.settings, self.storage, self.queue.enqueue)
         for loop in self.loops:
             loop.start()
 
     def stop(self) -> None:
+        self.runner.draining.set()
         for loop in self.loops:
             loop.stop()
         self.queue.stop()
+        self.runner.close()
+        self.progress.close()
         self.db.dispose()

@@ -275,7 +275,8 @@ def test_registry_builds_local_and_routes(tmp_path: Path) -> None:
     both = {"fancy": Fancy(), "local": engines["local"]}
     assert engine_for("image_to_video", both) is both["fancy"]
     assert engine_for("image_to_video", both, prefer="local") is both["local"]
-    assert engine_for("clips", {"local": engines["local"]}) is None
+    assert engine_for("text_to_video", {"local": engines["local"]}) is None
+    assert engine_for("text_to_video", both) is both["fancy"]
 
 
 def test_engine_end_to_end_720p_5s(image: np.ndarray, tmp_path: Path) -> None:
@@ -283,7 +284,8 @@ def test_engine_end_to_end_720p_5s(image: np.ndarray, tmp_path: Path) -> None:
     Image.fromarray(scene(1600, 1067)).save(src, quality=92)
     engine = LocalEngine(Settings(data_dir=tmp_path))
     caps = engine.capabilities()
-    assert caps.modes == ("image_to_video",)
+    assert {"image_to_video", "image_audio_to_video", "reel", "video_to_video",
+            "extend"} <= set(caps.modes)
     assert "motion" in caps.options["image_to_video"]["prompt"]
     spec = JobSpec("job1", "image_to_video", {"prompt": "slow zoom in", "style": "dramatic",
                                               "duration": 5, "quality": "720p",
@@ -293,8 +295,14 @@ def test_engine_end_to_end_720p_5s(image: np.ndarray, tmp_path: Path) -> None:
     reports: list[tuple[str, float]] = []
     artifacts = engine.run(spec, {"image": src}, tmp_path / "out",
                            lambda stage, f: reports.append((stage, f)))
-    video, poster = (next(a for a in artifacts if a.name == n) for n in ("video", "poster"))
+    video, poster, sheet = (next(a for a in artifacts if a.name == n)
+                            for n in ("video", "poster", "spritesheet"))
     assert video.content_type == "video/mp4" and poster.content_type == "image/jpeg"
+    assert sheet.content_type == "image/jpeg"
+    with Image.open(sheet.path) as im:
+        assert im.size == (sheet.meta["columns"] * sheet.meta["tile_width"],
+                           sheet.meta["rows"] * sheet.meta["tile_height"])
+        assert sheet.meta["count"] == 10 and sheet.meta["interval"] == 0.5
     assert video.meta == {**video.meta, "width": 1280, "height": 720, "duration": 5.0,
                           "fps": 24, "frames": 120}
     info = probe(video.path)

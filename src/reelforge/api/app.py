@@ -14,6 +14,7 @@ from .. import __version__
 from ..core.logs import request_id_var
 from ..runtime import Runtime
 from . import errors, files, native, ops
+from .dialects import include_dialects
 
 log = logging.getLogger("reelforge.http")
 
@@ -39,6 +40,7 @@ def create_app(rt: Runtime, *, start_workers: bool | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(native.router)
     app.include_router(files.router)
+    include_dialects(app)
     app.middleware("http")(_request_context)
     return app
 

@@ -11,6 +11,7 @@ from ..core.limits import RateState
 from ..db.models import Account, ApiKey
 from ..errors import Unauthorized
 from ..runtime import Runtime
+from .errors import backend_unavailable
 
 
 def runtime(request: Request) -> Runtime:
@@ -40,7 +41,13 @@ def authenticate(request: Request, raw: str | None = None) -> Caller:
     with rt.db.session() as s:
         account, key = keys.authenticate(s, raw)
     request.state.credits = account.balance
-    rate = rt.limiter.hit(key.id, rt.settings.plan(account.plan))
+    try:
+        rate = rt.limiter.hit(key.id, rt.settings.plan(account.plan))
+    except Exception as exc:
+        down = backend_unavailable(exc)
+        if down is None:
+            raise
+        raise down from exc
     request.state.rate = rate
     return Caller(account, key, rate)
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.logs import request_id_var
-from ..errors import Invalid, RateLimited, ReelforgeError
+from ..errors import Invalid, RateLimited, ReelforgeError, Unavailable
 
 log = logging.getLogger("reelforge.api")
 
@@ -76,5 +76,24 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        down = backend_unavailable(exc)
+        if down is not None:
+            log.error("%s: %s (%s: %s)", down.code, down.message, type(exc).__name__, exc)
+            return error_response(down, request)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(ReelforgeError("The server hit an unexpected error."), request)
+
+
+def backend_unavailable(exc: BaseException) -> Unavailable | None:
+    """A lost connection to Redis (rate limits, queue) is a 503 with a fix, not a 500."""
+    try:
+        from limits.errors import StorageError
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover - both ship with reelforge
+        return None
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, StorageError)):
+        return Unavailable("Redis (rate limits and the job queue) is not reachable right now.",
+                           fix="Retry in a few seconds; operators: check the Redis server and "
+                               "REELFORGE_BROKER_URL.")
+    return None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import time
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 
 from ..core.signing import verify_path
 from ..db.models import Job
@@ -69,4 +70,12 @@ def signed_file(job_id: str, name: str, request: Request, expires: int = 0,
         job = s.get(Job, job_id)
     if job is None:
         raise NotFound(f"No job {job_id!r}.")
+    if rt.settings.s3_presigned_downloads:
+        facts = (job.outputs or {}).get(name)
+        if job.status == "succeeded" and job.purged_at is None and facts is not None:
+            url = rt.storage.presigned_url(facts["key"], max(60, expires - int(time.time())),
+                                           filename=facts.get("filename", name),
+                                           content_type=facts.get("content_type"))
+            if url is not None:
+                return RedirectResponse(url, status_code=307)
     return serve_artifact(rt, job, name, request.headers.get("range"))

@@ -146,8 +146,12 @@ def get_job(session: Session, account: Account, job_id: str) -> Job:
 
 
 def list_jobs(session: Session, account: Account, *, limit: int = 20, cursor: str | None = None,
-              status: str | None = None) -> tuple[list[Job], str | None]:
-    """Newest first. Ids sort by creation time, so the cursor is the last id seen."""
+              status: str | None = None, dialect: str | None = None,
+              ascending: bool = False, include_purged: bool = True,
+              ) -> tuple[list[Job], str | None]:
+    """Newest first (oldest first with ``ascending``). Ids sort by creation time, so the
+    cursor is the last id seen. ``dialect`` keeps the jobs one dialect created;
+    ``include_purged=False`` leaves out jobs whose outputs were deleted."""
     if not 1 <= limit <= 100:
         raise Invalid("limit must be between 1 and 100.", fix="Pass a limit from 1 to 100.")
     stmt = select(Job).where(Job.account_id == account.id)
@@ -156,9 +160,14 @@ def list_jobs(session: Session, account: Account, *, limit: int = 20, cursor: st
             raise Invalid(f"Unknown status {status!r}.",
                           fix=f"Use one of: {', '.join(ACTIVE + TERMINAL)}.")
         stmt = stmt.where(Job.status == status)
+    if dialect is not None:
+        stmt = stmt.where(Job.dialect == dialect)
+    if not include_purged:
+        stmt = stmt.where(Job.purged_at.is_(None))
     if cursor:
-        stmt = stmt.where(Job.id < cursor)
-    rows = list(session.scalars(stmt.order_by(Job.id.desc()).limit(limit + 1)))
+        stmt = stmt.where(Job.id > cursor if ascending else Job.id < cursor)
+    order = Job.id.asc() if ascending else Job.id.desc()
+    rows = list(session.scalars(stmt.order_by(order).limit(limit + 1)))
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return rows[:limit], next_cursor
 

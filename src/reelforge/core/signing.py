@@ -29,7 +29,13 @@ def webhook_secret_bytes(secret: str) -> bytes:
 
 
 def webhook_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """Standard Webhooks headers plus ``X-Webhook-Signature`` (hex HMAC of the raw body)."""
+    """Standard Webhooks headers plus ``X-Webhook-Signature``.
+
+    ``X-Webhook-Signature`` is the hex HMAC-SHA256 of the raw body keyed with the secret
+    string exactly as the account sees it (``whsec_…``), which is what vidgen's Node
+    snippet computes from ``process.env.WEBHOOK_SECRET``. The Standard Webhooks
+    signature keys with the base64-decoded bytes, as that spec says.
+    """
     key = webhook_secret_bytes(secret)
     signed = f"{msg_id}.{timestamp}.".encode() + body
     sig = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
@@ -38,5 +44,5 @@ def webhook_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> di
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
         "webhook-signature": f"v1,{sig}",
-        "x-webhook-signature": hmac.new(key, body, hashlib.sha256).hexdigest(),
+        "x-webhook-signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
     }

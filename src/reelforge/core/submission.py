@@ -84,7 +84,7 @@ class Submitter:
         if req.webhook_url:
             webhooks.check_webhook_url(req.webhook_url, self.settings, plan.webhooks)
         asset_ids = self._resolve_inputs(account, req)
-        options.check_inputs(req.mode, asset_ids)
+        options.check_inputs(req.mode, asset_ids, quote.options)
         fingerprint = {"mode": req.mode, "options": quote.options, "inputs": self._digests(asset_ids),
                        "webhook_url": req.webhook_url, "dialect": req.dialect}
         job_req = jobs.SubmitRequest(

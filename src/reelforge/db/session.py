@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..errors import Unavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATION_LOCK = 0x7265656C  # "reel": the PostgreSQL advisory lock held while migrating
+_IDLE_TX_MS = 10_000  # no reelforge transaction waits on anything but the database itself
 
 
 class Database:
@@ -69,6 +71,8 @@ class Database:
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["connection_url"] = self.url
         with self.engine.begin() as conn:
+            if not self.is_sqlite:  # processes starting together migrate one at a time
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
@@ -83,7 +87,13 @@ def _make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        connect_args = {}
+        if "options=" not in url:
+            # A process frozen mid-transaction (SIGSTOP, a VM pause) must not hold its row
+            # locks for ever: the server ends such a session and the others carry on.
+            connect_args["options"] = f"-c idle_in_transaction_session_timeout={_IDLE_TX_MS}"
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                             connect_args=connect_args)
     db_path = url.split("///", 1)[-1]
     if db_path and db_path != ":memory:":
         Path(db_path).parent.mkdir(parents=True, exist_ok=True)

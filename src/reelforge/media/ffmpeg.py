@@ -13,6 +13,10 @@ to run it:
     raw frames fed into stdin (the frame pipe); the caller checks progress and
     cancellation between writes. Leaving the block by an exception kills ffmpeg.
 
+``with FFmpeg.read(args, deadline=...) as proc: while proc.read_into(buf): ...``
+    raw output read from stdout (``pipe:1`` in args), e.g. decoded frames; the
+    caller checks progress and cancellation between reads.
+
 ``deadline`` is a ``time.monotonic()`` instant: past it, a watchdog kills the process
 group and the call raises ``JobTimedOut``. A non-zero exit raises ``MediaError`` with
 the last lines ffmpeg wrote to stderr.
@@ -176,6 +180,11 @@ class FFmpeg:
         """Start ``ffmpeg <args>`` reading raw input from stdin (``-i pipe:0`` in args)."""
         return FFmpegProcess(self.argv(args, progress=False), stdin=True, deadline=deadline)
 
+    def read(self, args: Sequence[str], *, deadline: float | None = None) -> FFmpegProcess:
+        """Start ``ffmpeg <args>`` writing raw output to stdout (``pipe:1`` in args);
+        read it with ``FFmpegProcess.read_into``."""
+        return FFmpegProcess(self.argv(args, progress=False), stdin=False, deadline=deadline)
+
 
 class FFmpegProcess:
     """A running ffmpeg in its own process group. Use it as a context manager."""
@@ -216,7 +225,10 @@ class FFmpegProcess:
         if exc_type is not None:
             self.kill()
         elif not self._finished:
-            self.finish()
+            if self._proc.stdin is None:  # a reader left before the end: stop ffmpeg
+                self.kill()
+            else:
+                self.finish()
 
     def _drain_stderr(self) -> None:
         stream = self._proc.stderr
@@ -285,6 +297,26 @@ class FFmpegProcess:
             self._check_deadline()
             self._proc.wait()
             self._raise_failed(exc)
+
+    def read_into(self, buffer: Any) -> bool:
+        """Fill ``buffer`` (a writable bytes-like object, e.g. a numpy array) from
+        ffmpeg's stdout. True when it was filled; False at the end of the output (a
+        partial last piece is dropped). Raises like ``finish`` if ffmpeg failed."""
+        self._check_deadline()
+        stdout = self._proc.stdout
+        assert stdout is not None, "read_into() needs a process started by FFmpeg.read()"
+        view = memoryview(buffer).cast("B")
+        got = 0
+        while got < len(view):
+            n = stdout.readinto(view[got:])  # type: ignore[attr-defined]
+            if not n:
+                break
+            got += n
+        if got == len(view):
+            return True
+        self._check_deadline()
+        self.finish()
+        return False
 
     def ticks(self) -> Iterator[Tick]:
         """The ``-progress`` reports, until ffmpeg closes stdout."""

@@ -13,7 +13,7 @@ yuv420p buffer, then adds the frame effects (vignette, grain, watermark).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +39,19 @@ RGB_TO_YUV = np.array([
 ], dtype=np.float32)
 COLOR_ARGS = ("-color_range", "tv", "-colorspace", "bt709", "-color_primaries", "bt709",
               "-color_trc", "bt709")
+# Tags frames coming out of a filter graph (the encoder takes the frames' own tags).
+TAG_BT709 = "setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709"
 
 
 def even(x: float) -> int:
     return max(2, int(round(x / 2.0)) * 2)
+
+
+def scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """``size`` times ``scale`` (``Settings.render_scale``), both sides even."""
+    if scale == 1.0:
+        return size
+    return even(size[0] * scale), even(size[1] * scale)
 
 
 def output_size(quality: str, aspect_ratio: str) -> tuple[int, int]:
@@ -90,11 +99,20 @@ def find_subject(rgb: np.ndarray) -> Subject:
     """A face if OpenCV's Haar cascade is installed and finds one, else the centre of
     visual interest (spectral-residual saliency and edge energy, centre-weighted)."""
     h, w = rgb.shape[:2]
-    scale = 480.0 / max(h, w)
+    face = _find_face(_gray_at(rgb, FACE_SIDE))
+    return face or _salient_region(_gray_at(rgb, 480))
+
+
+FACE_SIDE = 720  # faces are looked for at this size (long side)
+FACE_MIN_WEIGHT = 2.0  # cascade confidence below this is mostly false positives
+
+
+def _gray_at(rgb: np.ndarray, side: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    scale = side / max(h, w)
     small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
                        interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-    return _find_face(gray) or _salient_region(gray)
+    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
 
 
 def _find_face(gray: np.ndarray) -> Subject | None:
@@ -105,11 +123,15 @@ def _find_face(gray: np.ndarray) -> Subject | None:
         return None
     cascade = classifier(str(path))
     h, w = gray.shape
-    faces = cascade.detectMultiScale(cv2.equalizeHist(gray), scaleFactor=1.1, minNeighbors=5,
-                                     minSize=(max(12, w // 25), max(12, w // 25)))
-    if len(faces) == 0:
+    side = max(16, min(h, w) // 30)
+    faces, _, weights = cascade.detectMultiScale3(
+        gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side), outputRejectLevels=True)
+    found = [(float(wt), tuple(int(v) for v in f)) for f, wt in zip(faces, weights)
+             if float(wt) >= FACE_MIN_WEIGHT]
+    if not found:
         return None
-    fx, fy, fw, fh = max(faces, key=lambda f: f[2] * f[3])
+    # The most confident face, larger faces preferred among near-equals.
+    _, (fx, fy, fw, fh) = max(found, key=lambda item: item[0] * (item[1][2] ** 0.5))
     # Frame head and shoulders, not just the face box.
     return Subject(x=(fx + fw / 2) / w, y=(fy + fh * 0.7) / h, w=min(1.0, fw * 2.2 / w),
                    h=min(1.0, fh * 2.6 / h), kind="face")
@@ -145,15 +167,17 @@ def _salient_region(gray: np.ndarray) -> Subject:
 
 def plan_framing(src_w: int, src_h: int, aspect: float, subject: Subject,
                  min_keep: float = 0.5) -> Framing:
-    """Crop around the subject when the crop keeps at least ``min_keep`` of the image
-    and the whole subject; otherwise fit the image over a blurred fill."""
+    """Crop around the subject when the crop keeps the whole subject and at least
+    ``min_keep`` of the image (a face needs only half that: framing a person tightly is
+    what a crop is for); otherwise fit the image over a blurred fill."""
     if src_w / src_h > aspect:
         crop_w, crop_h = src_h * aspect, float(src_h)
     else:
         crop_w, crop_h = float(src_w), src_w / aspect
     keep = crop_w * crop_h / (src_w * src_h)
-    fits = subject.kind != "face" or (subject.w * src_w <= crop_w and subject.h * src_h <= crop_h)
-    if keep >= min_keep and fits:
+    face = subject.kind == "face"
+    fits = not face or (subject.w * src_w <= crop_w and subject.h * src_h <= crop_h)
+    if keep >= (min_keep / 2 if face else min_keep) and fits:
         target_y = subject.y * src_h - (crop_h * 0.1 if subject.kind == "face" else 0.0)
         x0 = min(max(subject.x * src_w - crop_w / 2, 0.0), src_w - crop_w)
         y0 = min(max(target_y - crop_h / 2, 0.0), src_h - crop_h)
@@ -238,18 +262,20 @@ def rgb_to_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             cv2.resize(v, half, interpolation=cv2.INTER_AREA))
 
 
+YUV_TO_RGB = np.linalg.inv(np.vstack([RGB_TO_YUV, [0, 0, 0, 1]]))[:3].astype(np.float32)
+
+
+def yuv_to_rgb(yuv: np.ndarray) -> np.ndarray:
+    """RGB uint8 from a full-resolution (H, W, 3) Y'CbCr image, BT.709 limited range."""
+    rgb = cv2.transform(yuv.astype(np.float32), YUV_TO_RGB)
+    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+
+
 def yuv420_to_rgb(buf: np.ndarray, width: int, height: int) -> np.ndarray:
     """An RGB uint8 image from one yuv420p frame (BT.709 limited range)."""
-    flat = np.asarray(buf).reshape(-1)
-    n = width * height
-    y = flat[:n].reshape(height, width).astype(np.float32)
-    chroma = [cv2.resize(flat[n + k * n // 4:n + (k + 1) * n // 4]
-                         .reshape(height // 2, width // 2), (width, height),
-                         interpolation=cv2.INTER_LINEAR).astype(np.float32) for k in (0, 1)]
-    inverse = np.linalg.inv(np.vstack([RGB_TO_YUV, [0, 0, 0, 1]]))[:3]
-    yuv = np.dstack([y, chroma[0], chroma[1]])
-    rgb = cv2.transform(yuv, inverse.astype(np.float32))
-    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    y, u, v = planes_of(np.asarray(buf).reshape(-1), width, height)
+    chroma = [cv2.resize(c, (width, height), interpolation=cv2.INTER_LINEAR) for c in (u, v)]
+    return yuv_to_rgb(np.dstack([y, chroma[0], chroma[1]]))
 
 
 # ---------------------------------------------------------------- overlays
@@ -285,6 +311,12 @@ class Overlay:
 def text_overlay(text: str, width: int, height: int) -> Overlay:
     """A watermark in the bottom-right corner: white text with a soft shadow,
     drawn with Pillow's bundled font (no font files needed)."""
+    rgba, x, y = watermark_rgba(text, width, height)
+    return Overlay.from_rgba(rgba, x, y)
+
+
+def watermark_rgba(text: str, width: int, height: int) -> tuple[np.ndarray, int, int]:
+    """The watermark as an RGBA image and where its top-left corner goes."""
     from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
     short = min(width, height)
@@ -309,11 +341,31 @@ def text_overlay(text: str, width: int, height: int) -> Overlay:
         raise Invalid(f"watermark {text!r} is too long for a {width}x{height} video",
                       fix="Use a shorter watermark text.")
     margin = round(short * 0.03)
-    return Overlay.from_rgba(rgba, width - rgba.shape[1] - margin,
-                             height - rgba.shape[0] - margin)
+    return rgba, width - rgba.shape[1] - margin, height - rgba.shape[0] - margin
+
+
+def blend_rgba(rgb: np.ndarray, rgba: np.ndarray, x: int, y: int) -> None:
+    """Alpha-blend ``rgba`` onto ``rgb`` (in place) with its top-left corner at (x, y)."""
+    h, w = rgba.shape[:2]
+    region = rgb[y:y + h, x:x + w]
+    alpha = rgba[:region.shape[0], :region.shape[1], 3:].astype(np.float32) / 255.0
+    colour = rgba[:region.shape[0], :region.shape[1], :3].astype(np.float32)
+    region[:] = (region * (1.0 - alpha) + colour * alpha + 0.5).astype(np.uint8)
 
 
 # ---------------------------------------------------------------- frames
+
+# Draws on one frame's (Y, Cb, Cr) planes in place: captions, a waveform, ...
+FrameHook = Callable[[int, Sequence[np.ndarray]], None]
+
+
+def planes_of(buffer: np.ndarray, width: int, height: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of a flat yuv420p buffer as its Y, Cb and Cr planes."""
+    n = width * height
+    return (buffer[:n].reshape(height, width),
+            buffer[n:n + n // 4].reshape(height // 2, width // 2),
+            buffer[n + n // 4:n + n // 2].reshape(height // 2, width // 2))
 
 class StillAnimator:
     """yuv420p frames of a camera moving over a canvas (RGB, already graded).
@@ -326,7 +378,7 @@ class StillAnimator:
                  path: Sequence[Viewport], *, top: int = 0,
                  shake: Sequence[tuple[float, float]] | None = None, vignette: float = 0.0,
                  grain: Any = None, overlay: Overlay | None = None,
-                 zoom_margin: float = 1.0) -> None:
+                 zoom_margin: float = 1.0, hooks: Sequence[FrameHook] = ()) -> None:
         if width % 2 or height % 2 or top % 2:
             raise ValueError("frame width, height and letterbox must be even")
         self.width, self.height, self.top = width, height, top
@@ -334,18 +386,26 @@ class StillAnimator:
         self.shake = list(shake) if shake else [(0.0, 0.0)] * len(self.path)
         self.zoom_margin = zoom_margin
         self.grain, self.overlay = grain, overlay
+        self.hooks = tuple(hooks)
         self.sources = rgb_to_planes(canvas)
-        n = width * height
-        self.buffer = np.empty(n * 3 // 2, dtype=np.uint8)
-        self.planes = (self.buffer[:n].reshape(height, width),
-                       self.buffer[n:n + n // 4].reshape(height // 2, width // 2),
-                       self.buffer[n + n // 4:].reshape(height // 2, width // 2))
+        self.buffer = np.empty(width * height * 3 // 2, dtype=np.uint8)
+        self.planes = planes_of(self.buffer, width, height)
         self.planes[0][:] = 16  # black bars, in limited range
         self.planes[1][:] = 128
         self.planes[2][:] = 128
         bars = (top, top // 2, top // 2)
         self.pictures = tuple(p[b:p.shape[0] - b] for p, b in zip(self.planes, bars))
         self._vignette = self._vignette_planes(vignette) if vignette > 0 else None
+
+    @classmethod
+    def from_frame(cls, buffer: np.ndarray, width: int, height: int,
+                   path: Sequence[Viewport]) -> StillAnimator:
+        """Camera moves over one yuv420p frame, warping its own planes (no colour
+        round trip, so the identity view reproduces the frame exactly)."""
+        animator = cls(np.zeros((2, 2, 3), np.uint8), width, height, path)
+        animator.sources = tuple(np.ascontiguousarray(p.copy())
+                                 for p in planes_of(buffer, width, height))
+        return animator
 
     def __len__(self) -> int:
         return len(self.path)
@@ -389,6 +449,8 @@ class StillAnimator:
                 cv2.add(dst, offset, dst=dst)
         if self.grain is not None:
             self.grain.apply(self.pictures[0], i)
+        for hook in self.hooks:
+            hook(i, self.planes)
         if self.overlay is not None:
             self.overlay.blend(self.planes)
         return self.buffer
@@ -400,31 +462,78 @@ class StillAnimator:
 
 # ---------------------------------------------------------------- encoding
 
+@dataclass(frozen=True)
+class AudioTrack:
+    """A second input muxed under the piped frames: ``path`` read from ``start`` for
+    ``seconds`` (all of it when None), encoded to AAC (``copy``: muxed as it is).
+    ``optional``: a file without audio gives a silent video instead of an error."""
+
+    path: Path
+    start: float = 0.0
+    seconds: float | None = None
+    filter: str | None = None
+    bitrate: str = "160k"
+    optional: bool = False
+    copy: bool = False
+
+
+def audio_args(track: AudioTrack | None) -> tuple[list[str], list[str]]:
+    """(input args, output args) for ``track``; both empty without one."""
+    if track is None:
+        return [], ["-an"]
+    inputs = [*(["-ss", f"{track.start:.6f}"] if track.start else []),
+              *(["-t", f"{track.seconds:.6f}"] if track.seconds else []), "-i", str(track.path)]
+    codec = (["-c:a", "copy"] if track.copy else
+             ["-c:a", "aac", "-b:a", track.bitrate, "-ar", "48000"])
+    outputs = ["-map", "0:v:0", "-map", "1:a:0" + ("?" if track.optional else ""),
+               *(["-af", track.filter] if track.filter and not track.copy else []), *codec]
+    return inputs, outputs
+
+
 def x264_args(width: int, height: int, fps: float, out_path: Path, *, preset: str = "veryfast",
-              crf: int = 20, threads: int = 0) -> list[str]:
-    """ffmpeg arguments: raw yuv420p frames on stdin -> H.264 MP4, BT.709, faststart."""
-    return ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s:v", f"{width}x{height}",
-            "-framerate", f"{fps:g}", *COLOR_ARGS, "-i", "pipe:0", "-an",
+              crf: int = 20, threads: int = 0, audio: AudioTrack | None = None,
+              pix_fmt: str = "yuv420p") -> list[str]:
+    """ffmpeg arguments: raw frames on stdin (yuv420p, BT.709 limited range; or
+    ``rgb24``, converted by ffmpeg) plus an optional audio track -> H.264 MP4, BT.709,
+    faststart."""
+    a_in, a_out = audio_args(audio)
+    if pix_fmt == "yuv420p":
+        video_in = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s:v", f"{width}x{height}",
+                    "-framerate", f"{fps:g}", *COLOR_ARGS, "-i", "pipe:0"]
+        convert: list[str] = []
+    else:
+        video_in = ["-f", "rawvideo", "-pix_fmt", pix_fmt, "-s:v", f"{width}x{height}",
+                    "-framerate", f"{fps:g}", "-i", "pipe:0"]
+        convert = ["-vf", f"scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,{TAG_BT709}"]
+    return [*video_in, *a_in, *convert, *a_out,
             "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-profile:v", "high",
             "-pix_fmt", "yuv420p", *COLOR_ARGS, *(["-threads", str(threads)] if threads else []),
             "-movflags", "+faststart", "-map_metadata", "-1", "-f", "mp4", str(out_path)]
 
 
+OnFrame = Callable[[int, np.ndarray], None]
+
+
 def encode_frames(ffmpeg: FFmpeg, frames: Iterable[Any], out_path: Path, *, width: int,
                   height: int, fps: float, total: int, preset: str = "veryfast", crf: int = 20,
                   threads: int = 0, progress: Any = None, deadline: float | None = None,
-                  every: int = 6) -> Path:
-    """Pipe yuv420p frames into libx264 and write ``out_path`` (atomically: a failed or
+                  every: int = 6, audio: AudioTrack | None = None, pix_fmt: str = "yuv420p",
+                  on_frame: OnFrame | None = None) -> Path:
+    """Pipe raw frames into libx264 and write ``out_path`` (atomically: a failed or
     cancelled encode leaves no file). ``progress("rendering", fraction)`` is called
     every ``every`` frames and may raise to stop; ffmpeg is killed before it propagates.
-    x264 output is deterministic for the same frames, settings and thread count;
-    pass ``threads`` to make bytes identical across machines with different cores."""
+    ``on_frame(i, frame)`` sees each frame (0-based) before it is written, e.g. to keep
+    thumbnails. x264 output is deterministic for the same frames, settings and thread
+    count; pass ``threads`` to make bytes identical across machines with different cores."""
     out_path = Path(out_path)
     part = out_path.with_name(out_path.name + ".part")
-    args = x264_args(width, height, fps, part, preset=preset, crf=crf, threads=threads)
+    args = x264_args(width, height, fps, part, preset=preset, crf=crf, threads=threads,
+                     audio=audio, pix_fmt=pix_fmt)
     try:
         with ffmpeg.pipe(args, deadline=deadline) as proc:
             for i, frame in enumerate(frames, start=1):
+                if on_frame is not None:
+                    on_frame(i - 1, frame)
                 proc.write(frame)
                 if progress is not None and (i % every == 0 or i == total):
                     progress("rendering", min(1.0, i / total))

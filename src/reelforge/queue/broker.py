@@ -2,21 +2,31 @@
 
 Embedded: Dramatiq's in-process StubBroker with worker threads in the API process.
 At scale: Dramatiq's Redis broker, shared by API processes and `reelforge worker`s.
+
+There is one Dramatiq queue per plan tier (``jobs.dedicated``, ``jobs.priority``,
+``jobs.standard``), so a pool of workers can be kept for one tier
+(``REELFORGE_WORKER_TIERS='["dedicated"]'``). A message names a job, but the worker
+that receives it claims whichever job the scheduler picks (``scheduler.py``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
 from ..config import Settings
+from .scheduler import ALL_TIERS, TIER_NAMES
 
 log = logging.getLogger("reelforge.queue")
 
-QUEUE = "jobs"
+STANDARD = max(ALL_TIERS)
+
+
+def queue_name(priority: int) -> str:
+    return f"jobs.{TIER_NAMES.get(priority, TIER_NAMES[STANDARD])}"
 
 
 def make_broker(settings: Settings) -> dramatiq.Broker:
@@ -33,29 +43,42 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
 
 
 class JobQueue:
-    """One actor, ``run_job(job_id)``; retries are the sweeper's business, not Dramatiq's."""
+    """One actor per tier, each ``run_job(job_id)``; retries are the sweeper's business."""
 
-    def __init__(self, broker: dramatiq.Broker, handler: Callable[[str], None]) -> None:
+    def __init__(self, broker: dramatiq.Broker, handler: Callable[[str], None],
+                 priority_of: Callable[[str], int] | None = None) -> None:
         self.broker = broker
-        self.actor = dramatiq.actor(handler, broker=broker, actor_name="run_job",
-                                    queue_name=QUEUE, max_retries=0,
-                                    time_limit=24 * 3600 * 1000)
+        self.priority_of = priority_of
+        self.actors = {p: dramatiq.actor(handler, broker=broker,
+                                         actor_name=f"run_job_{TIER_NAMES[p]}",
+                                         queue_name=queue_name(p), max_retries=0,
+                                         time_limit=24 * 3600 * 1000)
+                       for p in ALL_TIERS}
         self._worker: dramatiq.Worker | None = None
 
-    def enqueue(self, job_id: str) -> None:
+    def enqueue(self, job_id: str, priority: int | None = None) -> None:
+        """Wake a worker for ``job_id``. Never raises: the sweeper rings again."""
+        if priority is None and self.priority_of is not None:
+            try:
+                priority = self.priority_of(job_id)
+            except Exception:  # any tier's worker can still take it
+                priority = STANDARD
         try:
-            self.actor.send(job_id)
-        except Exception:  # the sweeper rings again; the job row is safe in the database
-            log.exception("could not enqueue job %s; the sweeper will retry", job_id)
+            self.actors.get(priority, self.actors[STANDARD]).send(job_id)
+        except Exception as exc:  # the job row is safe in the database
+            log.warning("could not enqueue job %s (%s: %s); the sweeper will retry",
+                        job_id, type(exc).__name__, exc)
 
-    def start_workers(self, threads: int) -> None:
-        self._worker = dramatiq.Worker(self.broker, worker_threads=threads,
-                                       worker_timeout=250)
+    def start_workers(self, threads: int, tiers: Sequence[int] = ALL_TIERS) -> None:
+        self._worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=250,
+                                       queues={queue_name(p) for p in tiers})
         self._worker.start()
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Stop consuming; wait up to ``grace_s`` for jobs in flight to finish (a job
+        still running after that is taken over by another worker when its lease ends)."""
         if self._worker is not None:
-            self._worker.stop(timeout=5000)
+            self._worker.stop(timeout=int(grace_s * 1000))
             self._worker = None
         self.broker.close()
 
@@ -65,9 +88,11 @@ class JobQueue:
             client.ping()
 
     def depth(self) -> int | None:
+        """Messages waiting in the broker, all tiers together."""
+        names = [queue_name(p) for p in ALL_TIERS]
         if isinstance(self.broker, StubBroker):
-            return self.broker.queues[QUEUE].qsize() if QUEUE in self.broker.queues else 0
+            return sum(self.broker.queues[n].qsize() for n in names if n in self.broker.queues)
         client = getattr(self.broker, "client", None)
         if client is None:
             return None
-        return int(client.llen(f"{self.broker.namespace}:{QUEUE}"))
+        return sum(int(client.llen(f"{self.broker.namespace}:{n}")) for n in names)

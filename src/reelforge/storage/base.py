@@ -40,6 +40,16 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def list_keys(self, prefix: str = "") -> list[str]: ...
 
+    def presigned_url(self, key: str, expires_s: int, *, filename: str | None = None,
+                      content_type: str | None = None) -> str | None:
+        """A URL that serves the object without credentials for ``expires_s`` seconds,
+        or None when the backend cannot make one (the API then streams the bytes)."""
+        return None
+
+    def remove_incomplete(self, older_than_s: float) -> int:
+        """Remove what interrupted uploads left behind; returns how many."""
+        return 0
+
     def exists(self, key: str) -> bool:
         try:
             self.size(key)

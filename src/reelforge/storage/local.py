@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,6 +85,19 @@ class LocalStorage(Storage):
             return []
         return sorted(str(p.relative_to(self.root)) for p in base.rglob("*")
                       if p.is_file() and not p.name.startswith("."))
+
+    def remove_incomplete(self, older_than_s: float) -> int:
+        """Temp files of a ``put_file`` whose process died before the rename."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for tmp in self.root.rglob(".*.tmp"):
+            try:
+                if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
 
     def describe(self) -> str:
         return f"local directory {self.root}"

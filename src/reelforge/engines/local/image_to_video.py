@@ -2,12 +2,16 @@
 camera move, piped frame by frame into libx264.
 
 ``render_still_video`` is the whole pipeline with explicit sizes (tests and benches
-call it directly); ``ImageToVideoOptions`` turns a job's options into its arguments.
+call it directly; image_audio_to_video and reel reuse it and ``plan_still``);
+``ImageToVideoOptions`` turns a job's options into its arguments, and
+``run_image_to_video`` is the mode runner: the camera move comes from the prompt
+(``media/prompt.py``), the size from quality and aspect ratio times ``render_scale``,
+and the outputs are the video, its poster and a thumbnail spritesheet.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +22,15 @@ from ...errors import Invalid, MediaError
 from ...media import render
 from ...media.ffmpeg import FFmpeg
 from ...media.looks import Grain, Look, get_look, grade
-from ...media.motion import CameraMove, camera_path, parse_motion, shake_offsets
-from ..base import ASPECT_RATIOS, QUALITIES, STYLES, Progress
+from ...media.motion import CameraMove, Viewport, camera_path, shake_offsets
+from ...media.prompt import parse_prompt
+from ...media.render import AudioTrack, FrameHook
+from ...media.thumbs import SpriteLayout, Thumbnails
+from ..base import ASPECT_RATIOS, QUALITIES, STYLES, Artifact, JobSpec, Progress
+from .context import RenderContext, Rendered, deadline_after, need  # noqa: F401
 
 DURATIONS = (5, 10)
 FPS_VALUES = (24, 30)
-POSTER_QUALITY = 90
 
 
 @dataclass(frozen=True)
@@ -50,8 +57,7 @@ class ImageToVideoOptions:
             fps=_int(options, "fps", 24),
             seed=_int(options, "seed", seed),
             watermark=(str(options["watermark"]) if options.get("watermark") else None),
-            letterbox=(None if options.get("letterbox") is None
-                       else bool(options["letterbox"])))
+            letterbox=_letterbox(options.get("letterbox")))
         for field_name, value, allowed in (
                 ("style", opts.style, STYLES), ("duration", opts.duration, DURATIONS),
                 ("quality", opts.quality, QUALITIES),
@@ -61,6 +67,14 @@ class ImageToVideoOptions:
                 raise Invalid(f"{field_name} {value!r} is not supported",
                               fix=f"Use one of: {', '.join(map(str, allowed))}.")
         return opts
+
+
+def _letterbox(value: Any) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
 
 
 def _int(options: dict[str, Any], key: str, default: int) -> int:
@@ -78,6 +92,8 @@ def _int(options: dict[str, Any], key: str, default: int) -> int:
 class RenderResult:
     video: Path
     poster: Path
+    spritesheet: Path
+    sprites: SpriteLayout
     width: int
     height: int
     fps: int
@@ -103,12 +119,15 @@ def load_image(path: Path, needed: tuple[int, int] | None = None,
                                  fix="Send a smaller image (resize it below the limit).")
             if needed and img.format == "JPEG":
                 img.draft("RGB", needed)
-            img = ImageOps.exif_transpose(img)
+            img.load()
+            ImageOps.exif_transpose(img, in_place=True)  # no copy of a large photo
             if img.mode in ("RGBA", "LA", "P", "PA"):
                 img = img.convert("RGBA")
                 white = Image.new("RGBA", img.size, (255, 255, 255, 255))
                 img = Image.alpha_composite(white, img)
-            return np.ascontiguousarray(np.asarray(img.convert("RGB")))
+            if img.mode != "RGB":
+                img = img.convert("RGB")
+            return np.ascontiguousarray(np.asarray(img))
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise MediaError(f"could not decode the image: {exc}",
                          fix="Send a JPEG, PNG or WebP image that opens in a normal viewer."
@@ -126,20 +145,27 @@ class StillPlan:
     subject: render.Subject
 
 
-def plan_still(image: np.ndarray, *, width: int, height: int, fps: int, seconds: float,
+def plan_still(image: np.ndarray, *, width: int, height: int, fps: float, seconds: float,
                look: Look | str, move: CameraMove, seed: int = 0,
                watermark: str | None = None, letterbox: bool | None = None,
-               anchor_to_subject: bool = True) -> StillPlan:
-    """Frame, grade and scale ``image`` once, and set up the per-frame animator."""
+               anchor_to_subject: bool = True, frames: int | None = None,
+               pulse: Sequence[float] | None = None, hooks: Sequence[FrameHook] = (),
+               subject: render.Subject | None = None) -> StillPlan:
+    """Frame, grade and scale ``image`` once, and set up the per-frame animator.
+
+    ``frames`` overrides ``seconds * fps``; ``pulse`` (one value per frame, >= 0) zooms
+    in a little more on loud frames (audio-reactive); ``hooks`` draw on each frame."""
     look = get_look(look) if isinstance(look, str) else look
-    frames = max(1, round(seconds * fps))
+    frames = frames if frames is not None else max(1, round(seconds * fps))
     top = _letterbox_bar(width, height, look, letterbox)
     pic_h = height - 2 * top
-    subject = render.find_subject(image)
+    subject = subject or render.find_subject(image)
     framing = render.plan_framing(image.shape[1], image.shape[0], width / pic_h, subject)
     if anchor_to_subject:
         move = move.with_anchor(*framing.anchor)
     path = camera_path(move, frames)
+    if pulse is not None:
+        path = tuple(pulsed(vp, float(p)) for vp, p in zip(path, pulse))
     shake_px = look.shake * height
     margin = 1.0 + (2.5 * shake_px / min(width, pic_h) if shake_px else 0.0)
     zoom = max(vp.scale for vp in path) * margin
@@ -151,36 +177,50 @@ def plan_still(image: np.ndarray, *, width: int, height: int, fps: int, seconds:
         shake=shake_offsets(frames, fps, seed, shake_px), vignette=look.vignette,
         grain=Grain(width, pic_h, look.grain, seed) if look.grain > 0 else None,
         overlay=render.text_overlay(watermark, width, height) if watermark else None,
-        zoom_margin=margin)
+        zoom_margin=margin, hooks=hooks)
     return StillPlan(animator, frames, move, framing, subject)
 
 
+def pulsed(vp: Viewport, amount: float) -> Viewport:
+    """``vp`` zoomed in by ``amount`` (a fraction) about its own centre, kept inside."""
+    scale = vp.scale * (1.0 + max(0.0, amount))
+    slack = 0.5 - 0.5 / scale
+    return Viewport(scale, min(0.5 + slack, max(0.5 - slack, vp.cx)),
+                    min(0.5 + slack, max(0.5 - slack, vp.cy)))
+
+
 def render_still_video(image: np.ndarray, out_dir: Path, *, width: int, height: int,
-                       fps: int, seconds: float, look: Look | str, move: CameraMove,
+                       fps: float, seconds: float, look: Look | str, move: CameraMove,
                        ffmpeg: FFmpeg, seed: int = 0, watermark: str | None = None,
                        letterbox: bool | None = None, preset: str = "veryfast", crf: int = 20,
                        threads: int = 0, progress: Progress | None = None,
                        deadline: float | None = None, anchor_to_subject: bool = True,
-                       name: str = "video") -> RenderResult:
-    """Render ``image`` (RGB uint8) to ``out_dir/<name>.mp4`` and the poster
-    ``<name>.jpg`` (the middle frame). ``progress`` may raise to stop the render."""
+                       name: str = "video", frames: int | None = None,
+                       pulse: Sequence[float] | None = None, hooks: Sequence[FrameHook] = (),
+                       audio: AudioTrack | None = None) -> RenderResult:
+    """Render ``image`` (RGB uint8) to ``out_dir/<name>.mp4``, the poster ``<name>.jpg``
+    (the middle frame) and the spritesheet ``<name>-sprites.jpg``. ``progress`` may
+    raise to stop the render. See ``plan_still`` for ``frames``, ``pulse``, ``hooks``."""
     if progress is not None:
         progress("analyzing", 0.0)
     plan = plan_still(image, width=width, height=height, fps=fps, seconds=seconds, look=look,
                       move=move, seed=seed, watermark=watermark, letterbox=letterbox,
-                      anchor_to_subject=anchor_to_subject)
+                      anchor_to_subject=anchor_to_subject, frames=frames, pulse=pulse,
+                      hooks=hooks)
     if progress is not None:
         progress("analyzing", 1.0)
     out_dir.mkdir(parents=True, exist_ok=True)
+    thumbs = Thumbnails(plan.frames, width, height, fps)
     video = render.encode_frames(ffmpeg, plan.animator, out_dir / f"{name}.mp4", width=width,
                                  height=height, fps=fps, total=plan.frames, preset=preset,
                                  crf=crf, threads=threads, progress=progress,
-                                 deadline=deadline)
-    poster = out_dir / f"{name}.jpg"
-    _save_jpeg(plan.animator.rgb(plan.frames // 2), poster)
-    return RenderResult(video=video, poster=poster, width=width, height=height, fps=fps,
-                        frames=plan.frames, seconds=plan.frames / fps, move=plan.move,
-                        framing=plan.framing, subject=plan.subject)
+                                 deadline=deadline, audio=audio, on_frame=thumbs)
+    poster, sheet = out_dir / f"{name}.jpg", out_dir / f"{name}-sprites.jpg"
+    layout = thumbs.write(poster, sheet)
+    return RenderResult(video=video, poster=poster, spritesheet=sheet, sprites=layout,
+                        width=width, height=height, fps=fps, frames=plan.frames,
+                        seconds=plan.frames / fps, move=plan.move, framing=plan.framing,
+                        subject=plan.subject)
 
 
 def _letterbox_bar(width: int, height: int, look: Look, letterbox: bool | None) -> int:
@@ -195,25 +235,65 @@ def _letterbox_bar(width: int, height: int, look: Look, letterbox: bool | None) 
     return int(bar // 2) * 2 if bar >= 0.02 * height else 0
 
 
-def _save_jpeg(rgb: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
-    Image.fromarray(rgb).save(path, "JPEG", quality=POSTER_QUALITY, optimize=True)
-
-
-def run_image_to_video(opts: ImageToVideoOptions, image_path: Path, workdir: Path, *,
-                       ffmpeg: FFmpeg, preset: str, progress: Progress,
-                       deadline: float | None = None, max_pixels: int | None = None
-                       ) -> RenderResult:
-    """One image_to_video job from validated options."""
-    width, height = render.output_size(opts.quality, opts.aspect_ratio)
-    image = load_image(image_path, needed=(width * 2, height * 2), max_pixels=max_pixels)
-    move = parse_motion(opts.prompt, opts.style, opts.seed)
-    return render_still_video(
-        image, workdir, width=width, height=height, fps=opts.fps, seconds=opts.duration,
-        look=opts.style, move=move, ffmpeg=ffmpeg, seed=opts.seed, watermark=opts.watermark,
-        letterbox=opts.letterbox, preset=preset, progress=progress, deadline=deadline)
+def run_image_to_video(ctx: RenderContext, spec: JobSpec, inputs: dict[str, Any]
+                       ) -> list[Artifact]:
+    """One image_to_video job: the local mode runner."""
+    opts = ImageToVideoOptions.parse(spec.options, seed=spec.seed)
+    image_path = need(inputs, "image", "image_to_video")
+    width, height = ctx.output_size(opts.quality, opts.aspect_ratio)
+    image = load_image(image_path, needed=(width * 2, height * 2),
+                       max_pixels=ctx.settings.limits.max_image_pixels)
+    params = parse_prompt(opts.prompt, opts.style, opts.seed)
+    result = render_still_video(
+        image, ctx.workdir, width=width, height=height, fps=opts.fps, seconds=opts.duration,
+        look=opts.style, move=params.move, ffmpeg=ctx.ffmpeg, seed=opts.seed,
+        watermark=opts.watermark, letterbox=opts.letterbox, preset=ctx.preset,
+        threads=ctx.threads, progress=ctx.progress, deadline=ctx.deadline)
+    return still_artifacts(result, style=opts.style, seed=opts.seed,
+                           prompt_words=params.words)
 
 
-def deadline_after(seconds: float | None) -> float | None:
-    return None if not seconds else time.monotonic() + seconds
+def still_artifacts(result: RenderResult, **meta: Any) -> list[Artifact]:
+    """The artifacts of a still-based render (video, poster, spritesheet)."""
+    rendered = Rendered(result.video, result.poster, result.spritesheet, result.sprites,
+                        result.width, result.height, result.fps, result.frames,
+                        {"camera": result.move.kind, "subject": result.subject.kind,
+                         "framing": result.framing.mode, **meta})
+    return rendered.artifacts()
+
+
+DESCRIPTION = ("A still photo graded in one of eight looks with an eased, subject-aware "
+               "camera move chosen from the prompt (5 or 10 s; 1080p for 5 s only).")
+
+
+def output_seconds(options: dict[str, Any]) -> float:
+    return float(options.get("duration") or 5)
+
+
+def capability_options() -> dict[str, Any]:
+    from ...media.looks import LOOK_DESCRIPTIONS
+    from ...media.motion import MOTION_VOCABULARY
+
+    return {
+        "inputs": {"image": "required"},
+        "prompt": {"type": "string", "description": "Steers the camera; see motion.",
+                   "motion": MOTION_VOCABULARY},
+        "style": {"values": list(STYLES), "default": "cinematic",
+                  "descriptions": dict(LOOK_DESCRIPTIONS)},
+        "duration": {"values": list(DURATIONS), "default": 5, "unit": "s"},
+        "quality": {"values": list(QUALITIES), "default": "720p",
+                    "rule": "1080p only with duration 5"},
+        "aspect_ratio": {"values": list(ASPECT_RATIOS), "default": "16:9",
+                         "description": "Framed around faces or the salient region; a "
+                                        "blurred copy fills the rest when a crop would "
+                                        "lose the subject."},
+        "fps": {"values": list(FPS_VALUES), "default": 24},
+        "seed": {"type": "integer", "default": 0,
+                 "description": "Same seed and inputs give the same video."},
+        "watermark": {"type": "string", "default": None,
+                      "description": "Text drawn in the bottom-right corner."},
+        "letterbox": {"type": "boolean", "default": None,
+                      "description": "2.39:1 bars on landscape frames; default on for "
+                                     "cinematic only."},
+        "outputs": ["video", "poster", "spritesheet"],
+    }

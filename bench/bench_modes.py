@@ -1,0 +1,219 @@
+"""Render wall time of every local mode next to the encoder alone, in one run.
+
+For each case this times, on this machine, in the same run:
+
+  render    the whole job through the engine's mode runner (planning, frames, encode,
+            poster and spritesheet, audio where the mode has it)
+  baseline  the encoder alone: the same number of frames at the same size, made up front
+            (cycled from a pool of real frames, to bound memory), piped into the same
+            libx264 command with the same preset; for video_to_video, a plain
+            decode + encode of the same source (ffmpeg, no filters)
+
+and prints render / baseline. Then the peak RSS of a 1080p image_to_video render from a
+24-megapixel photo, in a child process. Run: ``python bench/bench_modes.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_render import synthetic_photo  # noqa: E402
+
+from reelforge.config import Settings  # noqa: E402
+from reelforge.core.options import normalize_options  # noqa: E402
+from reelforge.engines.base import JobSpec  # noqa: E402
+from reelforge.engines.local import LocalEngine  # noqa: E402
+from reelforge.media.ffmpeg import FFmpeg, find_ffmpeg  # noqa: E402
+from reelforge.media.render import encode_frames  # noqa: E402
+
+POOL = 48  # distinct frames kept for the baseline
+
+
+def baseline(ffmpeg: FFmpeg, video: Path, frames: int, preset: str, tmp: Path) -> float:
+    """Encode ``frames`` frames of ``video``'s size (its own frames, cycled) with x264."""
+    import av
+
+    with av.open(str(video)) as c:
+        stream = c.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        fps = float(stream.average_rate)
+        pool = []
+        for frame in c.decode(video=0):
+            pool.append(frame.to_ndarray(format="yuv420p").reshape(-1).copy())
+            if len(pool) == POOL:
+                break
+    start = time.perf_counter()
+    encode_frames(ffmpeg, (pool[i % len(pool)] for i in range(frames)), tmp / "bare.mp4",
+                  width=width, height=height, fps=fps, total=frames, preset=preset)
+    return time.perf_counter() - start
+
+
+def decode_encode(ffmpeg: FFmpeg, src: Path, seconds: float, width: int, height: int,
+                  preset: str, tmp: Path) -> float:
+    start = time.perf_counter()
+    ffmpeg.run(["-t", f"{seconds}", "-i", str(src), "-vf", f"scale={width}:{height}",
+                "-c:v", "libx264", "-preset", preset, "-crf", "20", "-pix_fmt", "yuv420p",
+                "-c:a", "aac", str(tmp / "plain.mp4")])
+    return time.perf_counter() - start
+
+
+def render(engine: LocalEngine, mode: str, raw: dict[str, Any], inputs: dict[str, Any],
+           workdir: Path) -> tuple[float, dict[str, Any]]:
+    opts = normalize_options(mode, raw)
+    start = time.perf_counter()
+    arts = engine.run(JobSpec("bench", mode, opts), inputs, workdir, lambda s, f: None)
+    return time.perf_counter() - start, {a.name: a for a in arts}["video"].meta
+
+
+def moviepy_zoom(photo: Path, width: int, height: int, fps: int, seconds: float,
+                 preset: str, tmp: Path) -> float | None:
+    """The same zoom clip made with MoviePy 2 (when it is importable), in seconds."""
+    try:
+        from moviepy import CompositeVideoClip, ImageClip
+    except ImportError:
+        return None
+    start = time.perf_counter()
+    base = ImageClip(str(photo)).resized(width=width)
+    zoom = (base.resized(lambda t: 1.0 + 0.3 * t / seconds).with_duration(seconds)
+            .with_position("center"))
+    final = CompositeVideoClip([zoom], size=(width, height)).with_duration(seconds)
+    final.write_videofile(str(tmp / "moviepy.mp4"), fps=fps, codec="libx264", preset=preset,
+                          audio=False, logger=None)
+    return time.perf_counter() - start
+
+
+def peak_rss_1080p(photo: Path) -> tuple[float, float]:
+    """Peak RSS (MB) of a fresh process rendering 5 s at 1080p30 from ``photo``, and
+    its RSS before the render (the interpreter and libraries)."""
+    code = (
+        "import re, sys, tempfile; from pathlib import Path;"
+        # VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork + exec.
+        "hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', "
+        "Path('/proc/self/status').read_text()).group(1));"
+        "from reelforge.config import Settings; from reelforge.engines.local import LocalEngine;"
+        "from reelforge.engines.base import JobSpec;"
+        "from reelforge.core.options import normalize_options;"
+        "import cv2, numpy, PIL.Image;"
+        "base = hwm();"
+        "d = Path(tempfile.mkdtemp()); e = LocalEngine(Settings(data_dir=d));"
+        "o = normalize_options('image_to_video', {'quality': '1080p', 'fps': 30});"
+        f"e.run(JobSpec('m', 'image_to_video', o), {{'image': Path({str(photo)!r})}}, "
+        "d / 'o', lambda s, f: None);"
+        "print(hwm() / 1024, base / 1024)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    peak, base = (float(x) for x in out.stdout.split())
+    return peak, base
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    args = parser.parse_args()
+    settings = Settings(render_scale=0.25 if args.quick else 1.0)
+    ffmpeg = FFmpeg(find_ffmpeg(settings.ffmpeg_path))
+    preset = settings.x264_preset
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        settings.data_dir = tmp / "data"
+        engine = LocalEngine(settings)
+        photos = []
+        for k in range(10):
+            path = tmp / f"p{k}.jpg"
+            Image.fromarray(synthetic_photo(2400, 1600, seed=k)).save(path, quality=90)
+            photos.append(path)
+        t = np.arange(int(30 * 48_000)) / 48_000
+        music = 0.2 * np.sin(2 * np.pi * 220 * t) * (1 + (np.sin(2 * np.pi * 2 * t) > 0.9))
+        pcm = (music * 32767).astype("<i2")
+        from reelforge.media.audio import write_wav
+
+        audio = write_wav(tmp / "music.wav", np.stack([pcm, pcm], axis=1))
+        source = tmp / "source.mp4"
+        ffmpeg.run(["-f", "lavfi", "-i", "testsrc2=s=1920x1080:r=30:d=10", "-f", "lavfi",
+                    "-i", "sine=f=330:d=10", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(source)])
+        cases = [
+            ("image_to_video 720p30 5s", "image_to_video",
+             {"quality": "720p", "fps": 30, "style": "cinematic", "watermark": "reelforge"},
+             {"image": photos[0]}),
+            ("image_to_video 1080p30 5s", "image_to_video",
+             {"quality": "1080p", "fps": 30, "style": "vintage"}, {"image": photos[0]}),
+            ("image_audio 720p24 10s waveform", "image_audio_to_video",
+             {"audio_reactive": "waveform", "max_duration": 10,
+              "transcript": "A line of captions for the benchmark. And another one."},
+             {"image": photos[1], "audio": audio}),
+            ("reel 10 images 1080p24 30s", "reel",
+             {"quality": "1080p", "duration": 30, "style": "energetic"},
+             {"images": photos, "audio": audio}),
+            ("video_to_video grade 1080p30 10s", "video_to_video",
+             {"transform_style": "cinematic", "quality": "1080p", "duration": 10},
+             {"video": source}),
+            ("video_to_video restyle 720p30 5s", "video_to_video",
+             {"transform_style": "restyle", "prompt": "cartoon"}, {"video": source}),
+            ("extend 10s + 5s 720p30", "extend", {"duration": 5, "quality": "720p"},
+             {"video": source}),
+        ]
+        render(engine, "image_to_video", {"duration": 5}, {"image": photos[0]},
+               tmp / "warm-up")  # first-use costs (imports, cascades) out of the figures
+        for label, mode, raw, inputs in cases:
+            seconds, meta = render(engine, mode, raw, inputs, tmp / label.replace(" ", "_"))
+            video = tmp / label.replace(" ", "_") / "video.mp4"
+            if mode == "video_to_video":
+                base = decode_encode(ffmpeg, source, meta["duration"], meta["width"],
+                                     meta["height"], preset, tmp)
+                base_label = "decode+encode"
+            else:
+                base = baseline(ffmpeg, video, meta["frames"], preset, tmp)
+                base_label = "x264 alone"
+            rows.append({"case": label, "size": f"{meta['width']}x{meta['height']}",
+                         "frames": meta["frames"], "render_s": round(seconds, 2),
+                         "baseline_s": round(base, 2), "baseline": base_label,
+                         "ratio": round(seconds / base, 2)})
+            print(f"{label:34} {rows[-1]['size']:>10} {meta['frames']:>5} frames  render "
+                  f"{seconds:6.2f}s  {base_label} {base:6.2f}s  ratio {seconds / base:5.2f}",
+                  flush=True)
+        mp_size = (320, 180) if args.quick else (1280, 720)
+        mp = moviepy_zoom(photos[0], *mp_size, 30, 5.0, preset, tmp)
+        if mp is not None:
+            ours, _ = render(engine, "image_to_video", {"prompt": "zoom in", "fps": 30,
+                                                        "style": "minimal"},
+                             {"image": photos[0]}, tmp / "zoom")
+            print(f"zoom clip {mp_size[0]}x{mp_size[1]} 5 s: MoviePy {mp:.2f}s, reelforge "
+                  f"{ours:.2f}s, {mp / ours:.1f}x faster", flush=True)
+            rows.append({"case": "zoom clip vs MoviePy", "moviepy_s": round(mp, 2),
+                         "render_s": round(ours, 2), "speedup": round(mp / ours, 1)})
+        else:
+            print("MoviePy not importable: skipped the comparison (install it only in the "
+                  "benchmark's environment, e.g. pip install --target DIR moviepy and "
+                  "PYTHONPATH=DIR)")
+        rss = None
+        if not args.quick:
+            big = tmp / "24mp.jpg"
+            Image.fromarray(synthetic_photo(6000, 4000)).save(big, quality=90)
+            rss = peak_rss_1080p(big)
+    print(f"ffmpeg {ffmpeg.features().version}, preset {preset}, {os.cpu_count()} CPUs")
+    if rss is not None:
+        print(f"peak RSS, 1080p30 5 s image_to_video from a 24 MP photo: {rss[0]:.0f} MB "
+              f"(of which {rss[1]:.0f} MB is the interpreter and libraries before it)")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "peak_rss_mb": rss and rss[0]},
+                                        indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

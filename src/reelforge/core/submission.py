@@ -67,7 +67,7 @@ class Submitter:
             raise UnsupportedMode(
                 f"No configured engine can do {mode}.",
                 fix=f"Use a mode listed at GET /v1/engines, or configure an engine that "
-                    f"supports {mode} (see README 'Engines').")
+                    f"supports {mode} (see the README section 'Engines').")
         clean = options.normalize_options(mode, raw_options)
         seconds = engine.output_seconds(mode, clean)
         return Quote(mode, engine.name, seconds,

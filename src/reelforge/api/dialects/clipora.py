@@ -46,7 +46,7 @@ from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketState
 
 from ...config import Settings
-from ...core import jobs, keys, sessions
+from ...core import keys, sessions
 from ...core.logs import request_id_var
 from ...core.submission import InputRef, JobRequest
 from ...db.models import Account, ApiKey, Asset, Job
@@ -426,15 +426,7 @@ async def upload_url(body: UrlUpload, request: Request) -> JSONResponse:
 @router.get("/api/jobs", summary="Your jobs, newest first")
 def list_jobs(request: Request, who: Who = Depends(resolve)) -> dict[str, Any]:
     rt = runtime(request)
-    rows: list[Job] = []
-    cursor = None
-    with rt.db.session() as s:
-        while len(rows) < 1000:
-            page, cursor = jobs.list_jobs(s, who.account, limit=100, cursor=cursor,
-                                          dialect=DIALECT)
-            rows += page
-            if cursor is None:
-                break
+    rows = common.all_jobs(rt, who.account, DIALECT)
     return {"jobs": [job_view(j) for j in rows]}
 
 

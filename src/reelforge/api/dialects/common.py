@@ -251,3 +251,17 @@ async def dialect_headers(request: Request,
         if path.startswith(prefix):
             hook(request, response)
     return response
+
+
+def all_jobs(rt: Runtime, account: Account, dialect: str, cap: int = 1000) -> list[Job]:
+    """A dialect's jobs of an account, newest first, for APIs that list without pages."""
+    rows: list[Job] = []
+    cursor = None
+    with rt.db.session() as s:
+        while len(rows) < cap:
+            page, cursor = jobs.list_jobs(s, account, limit=100, cursor=cursor,
+                                          dialect=dialect)
+            rows += page
+            if cursor is None:
+                break
+    return rows[:cap]

@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ...config import Settings
-from ...core import assets, jobs, keys
+from ...core import assets, keys
 from ...core.logs import request_id_var
 from ...core.submission import InputRef, JobRequest
 from ...db.models import Job
@@ -244,15 +244,7 @@ def video_view(job: Job, settings: Settings) -> dict[str, Any]:
 @router.get("/api/external/videos", summary="Your generated videos and reels (no credits used)")
 def list_videos(request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
     rt = runtime(request)
-    rows: list[Job] = []
-    cursor = None
-    with rt.db.session() as s:
-        while len(rows) < 1000:
-            page, cursor = jobs.list_jobs(s, who.account, limit=100, cursor=cursor,
-                                          dialect=DIALECT)
-            rows += page
-            if cursor is None:
-                break
+    rows = common.all_jobs(rt, who.account, DIALECT)
     videos = [video_view(j, rt.settings) for j in rows]
     return {"videos": videos, "count": len(videos), "correlationId": correlation_id(request)}
 

@@ -46,7 +46,7 @@ from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketState
 
 from ...config import Settings
-from ...core import keys, sessions
+from ...core import fetch, keys, sessions
 from ...core.logs import request_id_var
 from ...core.submission import InputRef, JobRequest
 from ...db.models import Account, ApiKey, Asset, Job
@@ -369,11 +369,15 @@ def _owned(rt: Any, account: Account, public: str) -> Job:
     return job
 
 
-async def _submit(request: Request, who: Who, ref: InputRef, opts: dict[str, Any],
-                  meta: dict[str, Any]) -> JSONResponse:
+async def _submit(request: Request, who: Who, ref: InputRef | None, opts: dict[str, Any],
+                  meta: dict[str, Any], source_url: str | None = None) -> JSONResponse:
+    """Queue a clips job: an uploaded video, or a link the job downloads itself."""
     rt = runtime(request)
     meta = {**meta, "options": opts}
-    req = JobRequest(mode="clips", inputs={"video": ref}, options=_native_options(opts),
+    native = _native_options(opts)
+    if source_url:
+        native["source_url"] = source_url
+    req = JobRequest(mode="clips", inputs={"video": ref} if ref else {}, options=native,
                      idempotency_key=request.headers.get("idempotency-key"), dialect=DIALECT,
                      meta=meta, request_id=request_id_var.get())
     job, _ = await common.submit(request, who.account, who.key.id if who.key else None, req)
@@ -418,9 +422,13 @@ async def upload_url(body: UrlUpload, request: Request) -> JSONResponse:
     opts = process_options(body.options)
     if not body.url.lower().startswith(("http://", "https://")):
         raise BadRequest("url must be a public http(s) URL.", fix="Send {\"url\": \"https://…\"}.")
+    rt = runtime(request)
+    # refuse private addresses now; the download itself happens in the job's
+    # `downloading` stage (direct links through the same guard, site links via yt-dlp)
+    fetch.check_url(body.url, trusted=rt.settings.trusted_networks)
     name = PurePosixPath(urlsplit(body.url).path).name or urlsplit(body.url).hostname
-    return await _submit(request, who, InputRef(url=body.url), opts,
-                         {"originalName": name, "sourceUrl": body.url})
+    return await _submit(request, who, None, opts,
+                         {"originalName": name, "sourceUrl": body.url}, source_url=body.url)
 
 
 @router.get("/api/jobs", summary="Your jobs, newest first")

@@ -41,6 +41,8 @@ def test_accounts_and_keys_for_scripts(tmp_path):
     made = run(["keys", "create", "--account", "acme", "--quiet"], env)
     assert made.returncode == 0
     assert re.fullmatch(r"rf_live_[0-9a-f]{12}_[0-9a-f]{64}\n", made.stdout)
+    dk = run(["keys", "create", "--account", "acme", "--format", "dockora", "--quiet"], env)
+    assert re.fullmatch(r"dk_[0-9a-f]{64}\n", dk.stdout), dk.stderr
     res = run(["accounts", "create", "acme"], env)
     assert res.returncode == 1 and "fix" in res.stderr
     res = run(["accounts", "create", "other", "--plan", "platinum"], env)

@@ -231,6 +231,10 @@ def accounts_grant(name: str, credits: int, note: str = "manual grant") -> None:
 @keys_app.command("create")
 def keys_create(account: str = typer.Option(..., "--account", "-a", help="Account name or id."),
                 name: str = typer.Option("", help="A label for the key."),
+                key_format: str = typer.Option(
+                    "reelforge", "--format",
+                    help="Key format: reelforge (rf_live_…), dockora (dk_…), clipora "
+                         "(ck_live_…) or qamera (mk_live_….…). Every format works on every API."),
                 quiet: bool = typer.Option(False, "--quiet", "-q",
                                            help="Print only the key (for scripts).")) -> None:
     """Create an API key. It is printed once and stored only as a hash."""
@@ -239,7 +243,7 @@ def keys_create(account: str = typer.Option(..., "--account", "-a", help="Accoun
     rt = _runtime()
     try:
         with rt.db.session() as s:
-            _, raw = keys.create_key(s, accounts.find_account(s, account), name)
+            _, raw = keys.create_key(s, accounts.find_account(s, account), name, key_format)
     except ReelforgeError as exc:
         _fail(exc)
     if quiet:

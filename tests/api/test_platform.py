@@ -43,6 +43,12 @@ def test_keys_are_shown_once_hashed_and_revocable(api):
         created = c.post("/v1/keys", json={"name": "ci"}).json()
         listing = c.get("/v1/keys").json()["data"]
     assert created["key"].startswith("rf_live_")
+    with api.client(key) as c:
+        qamera = c.post("/v1/keys", json={"format": "qamera"}).json()["key"]
+        assert qamera.startswith("mk_live_") and "." in qamera
+        assert c.post("/v1/keys", json={"format": "nope"}).status_code == 422
+    with api.client(qamera) as c:
+        assert c.get("/v1/account").status_code == 200
     assert all("key" not in k for k in listing)
     from reelforge.db.models import ApiKey
     with api.runtime.db.session() as s:

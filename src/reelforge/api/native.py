@@ -288,6 +288,8 @@ def rotate_secret(request: Request, who: Caller = Depends(caller)) -> dict[str, 
 
 class KeyCreate(BaseModel):
     name: str = ""
+    format: str = Field("reelforge", description="reelforge (rf_live_…), dockora (dk_…), "
+                                                 "clipora (ck_live_…) or qamera (mk_live_….…)")
 
 
 def _key_view(k: keys.ApiKey) -> dict[str, Any]:
@@ -306,7 +308,7 @@ def list_keys(request: Request, who: Caller = Depends(caller)) -> dict[str, Any]
 @router.post("/keys", status_code=201, summary="Create an API key; the key is shown once")
 def create_key(body: KeyCreate, request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
     with runtime(request).db.session() as s:
-        row, raw = keys.create_key(s, who.account, body.name)
+        row, raw = keys.create_key(s, who.account, body.name, body.format)
         return {**_key_view(row), "key": raw}
 
 

@@ -85,6 +85,44 @@ def test_progress_streams_from_any_api_process(tmp_path, pg_url, redis_url):
         cluster.stop()
 
 
+def test_websocket_progress_from_any_api_process(tmp_path, pg_url, redis_url):
+    """Clipora's /ws?jobId= on one API process follows a job submitted on another."""
+    import subprocess
+
+    from websockets.sync.client import connect
+
+    from reelforge.media.ffmpeg import find_ffmpeg
+
+    video = tmp_path / "talk.mp4"
+    subprocess.run([find_ffmpeg(""), "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=320x240:rate=24:duration=4", "-f", "lavfi", "-i",
+                    "sine=frequency=300:sample_rate=22050:duration=4", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(video)], check=True)
+    cluster = Cluster(tmp_path, database_url=pg_url, broker_url=redis_url, env=FAST)
+    try:
+        api1 = cluster.start_api()
+        api2 = cluster.start_api()
+        cluster.start_worker(1)
+        _, key = make_account(cluster.settings(), "wswatcher", "bulk", 1000)
+        r = httpx.post(f"{api1.url}/clipora/api/upload", headers={"X-API-Key": key}, timeout=60,
+                       data={"options": json.dumps({"mode": "none"})},
+                       files={"video": ("talk.mp4", video.read_bytes(), "video/mp4")})
+        assert r.status_code == 200, r.text
+        ws_url = api2.url.replace("http://", "ws://") + r.json()["wsUrl"]
+        messages = []
+        with connect(ws_url, additional_headers={"X-API-Key": key}, open_timeout=30) as ws:
+            while True:
+                message = json.loads(ws.recv(timeout=120))
+                messages.append(message)
+                if message["type"] in ("completed", "failed", "error"):
+                    break
+        assert messages[-1]["type"] == "completed", messages
+        progress = [m["progress"] for m in messages]
+        assert progress == sorted(progress) and len(messages) >= 2
+    finally:
+        cluster.stop()
+
+
 def test_progress_notices_cross_redis(redis_url):
     async def scenario() -> tuple[bool, bool, float]:
         listener, worker = RedisProgressBus(redis_url), RedisProgressBus(redis_url)

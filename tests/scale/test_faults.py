@@ -86,15 +86,20 @@ class Chaos:
 
     def pause_past_lease(self, lease_s: float) -> None:
         """SIGSTOP a worker mid-render until another attempt has taken its job."""
-        for _ in range(100):
+        for _ in range(200):
             victims = self.running()
-            if victims:
-                break
-            time.sleep(0.1)
+            if not victims:
+                time.sleep(0.1)
+                continue
+            proc, job_id, attempt = victims[0]
+            proc.signal(signal.SIGSTOP)
+            with self.db.session() as s:
+                job = s.get(Job, job_id)
+            if job.status == "running" and job.attempt == attempt:
+                break  # stopped while it still owned the job
+            proc.signal(signal.SIGCONT)  # the short render ended before the stop landed
         else:
             return
-        proc, job_id, attempt = victims[0]
-        proc.signal(signal.SIGSTOP)
         self.stopped.add(proc.pid)
         self.paused = (proc, job_id, attempt)
         deadline = time.time() + lease_s + 30  # (+ up to 10 s of its locks held)

@@ -182,11 +182,11 @@ def shake_offsets(n: int, fps: float, seed: int, amplitude: float) -> list[tuple
     return [(wobble(x_waves, k / fps), wobble(y_waves, k / fps)) for k in range(n)]
 
 
-def _find_phrase(text: str, phrases: tuple[str, ...] | list[str]) -> int:
-    """Position of the earliest phrase found in ``text`` as whole words, or -1."""
+def find_phrase(text: str, phrases: tuple[str, ...] | list[str]) -> int:
+    """Position of the earliest of ``phrases`` in ``text`` as whole words, or -1."""
     best = -1
     for phrase in phrases:
-        m = re.search(r"(?<![a-z])" + re.escape(phrase) + r"(?![a-z])", text)
+        m = re.search(r"(?<![a-z0-9])" + re.escape(phrase) + r"(?![a-z0-9])", text)
         if m and (best < 0 or m.start() < best):
             best = m.start()
     return best
@@ -201,7 +201,7 @@ def parse_motion(prompt: str, style: str, seed: int) -> CameraMove:
     text = (prompt or "").lower()
     moves = MOTION_VOCABULARY["moves"]
     found = [(pos, kind) for kind, phrases in moves.items()
-             if (pos := _find_phrase(text, phrases)) >= 0]  # type: ignore[arg-type]
+             if (pos := find_phrase(text, phrases)) >= 0]  # type: ignore[arg-type]
     kinds, intensity, easing = _STYLE_DEFAULTS.get(style, _STYLE_DEFAULTS["cinematic"])
     rng = random.Random(f"motion:{style}:{seed}")
     if found:
@@ -209,7 +209,7 @@ def parse_motion(prompt: str, style: str, seed: int) -> CameraMove:
     else:
         kind = kinds[rng.randrange(len(kinds))]
     speeds: dict[str, float] = MOTION_VOCABULARY["speeds"]  # type: ignore[assignment]
-    factors = [factor for word, factor in speeds.items() if _find_phrase(text, (word,)) >= 0]
+    factors = [factor for word, factor in speeds.items() if find_phrase(text, (word,)) >= 0]
     if factors:
         intensity *= min(factors) if min(factors) < 1 else max(factors)
         if max(factors) > 1.4:

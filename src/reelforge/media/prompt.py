@@ -20,11 +20,10 @@ Options sent explicitly (``restyle=sketch``) always win over words in the prompt
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .motion import MOTION_VOCABULARY, CameraMove, parse_motion
+from .motion import MOTION_VOCABULARY, CameraMove, find_phrase, parse_motion
 
 RGB = tuple[int, int, int]
 
@@ -133,16 +132,6 @@ VOCABULARY: dict[str, Any] = {
         "prompt words.",
     ],
 }
-
-
-def find_phrase(text: str, phrases: tuple[str, ...] | list[str]) -> int:
-    """Position of the earliest of ``phrases`` in ``text`` as whole words, or -1."""
-    best = -1
-    for phrase in phrases:
-        m = re.search(r"(?<![a-z0-9])" + re.escape(phrase) + r"(?![a-z0-9])", text)
-        if m and (best < 0 or m.start() < best):
-            best = m.start()
-    return best
 
 
 def names_move(prompt: str) -> bool:

@@ -149,27 +149,15 @@ class _Cue:
     text: str  # may hold VTT inline timestamps and tags
 
 
-def _srt_cues(body: str) -> list[_Cue]:
+def _blocks_to_cues(body: str, skip: tuple[str, ...] = ()) -> list[_Cue]:
+    """Cues of an SRT or WebVTT body: per blank-line block, the timing line and its text.
+
+    Blocks whose first line starts with one of ``skip`` (WebVTT headers) are passed over.
+    """
     cues = []
     for block in re.split(r"\n\s*\n", body.replace("\r\n", "\n").replace("\r", "\n")):
         lines = [ln for ln in block.strip().split("\n") if ln.strip()]
-        for k, line in enumerate(lines):
-            match = _CUE_TIME.search(line)
-            if match:
-                g = match.groups()
-                cues.append(_Cue(_seconds(*g[:4]), _seconds(*g[4:]), " ".join(lines[k + 1:])))
-                break
-    if not cues:
-        raise Invalid("transcript: no SRT cue ('00:00:01,000 --> 00:00:02,000') found.",
-                      fix=_FIX, field="transcript")
-    return cues
-
-
-def _vtt_cues(body: str) -> list[_Cue]:
-    cues = []
-    for block in re.split(r"\n\s*\n", body.replace("\r\n", "\n").replace("\r", "\n")):
-        lines = block.strip().split("\n")
-        if lines[0].startswith(("WEBVTT", "NOTE", "STYLE", "REGION")):
+        if not lines or (skip and lines[0].startswith(skip)):
             continue
         for k, line in enumerate(lines):
             match = _CUE_TIME.search(line)
@@ -177,6 +165,19 @@ def _vtt_cues(body: str) -> list[_Cue]:
                 g = match.groups()
                 cues.append(_Cue(_seconds(*g[:4]), _seconds(*g[4:]), " ".join(lines[k + 1:])))
                 break
+    return cues
+
+
+def _srt_cues(body: str) -> list[_Cue]:
+    cues = _blocks_to_cues(body)
+    if not cues:
+        raise Invalid("transcript: no SRT cue ('00:00:01,000 --> 00:00:02,000') found.",
+                      fix=_FIX, field="transcript")
+    return cues
+
+
+def _vtt_cues(body: str) -> list[_Cue]:
+    cues = _blocks_to_cues(body, skip=("WEBVTT", "NOTE", "STYLE", "REGION"))
     if not cues:
         raise Invalid("transcript: the WebVTT file has no cues.", fix=_FIX, field="transcript")
     return _dedupe_rolling(cues)

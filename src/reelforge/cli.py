@@ -106,7 +106,7 @@ def _first_start(rt: Any) -> None:
         _, raw = keys.create_key(s, admin, "admin (first start)")
     out.print("\n[bold]First start: an admin account was created. Its API key is shown "
               "only now — store it:[/bold]\n")
-    out.print(f"    {raw}\n")
+    print(f"    {raw}\n", flush=True)  # never wrapped, so it copies whole from any log
 
 
 @app.command()

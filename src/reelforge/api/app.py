@@ -53,9 +53,16 @@ async def _request_context(request: Request,
     started = time.perf_counter()
     try:
         response = await call_next(request)
+        _add_headers(request, response, rid[:64])
+        log.info("%s %s -> %d in %.1f ms", request.method, request.url.path,
+                 response.status_code, (time.perf_counter() - started) * 1000)
+        return response
     finally:
         request_id_var.reset(token)
-    response.headers["X-Request-Id"] = rid[:64]
+
+
+def _add_headers(request: Request, response: Response, rid: str) -> None:
+    response.headers["X-Request-Id"] = rid
     rate = getattr(request.state, "rate", None)
     if rate is not None:
         for name, value in rate.headers().items():
@@ -63,6 +70,3 @@ async def _request_context(request: Request,
     credits = getattr(request.state, "credits", None)
     if credits is not None:
         response.headers["X-Credits-Remaining"] = str(credits)
-    log.info("%s %s -> %d in %.1f ms [req=%s]", request.method, request.url.path,
-             response.status_code, (time.perf_counter() - started) * 1000, rid)
-    return response

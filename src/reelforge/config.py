@@ -140,6 +140,28 @@ class Settings(BaseSettings):
     ytdlp_enabled: bool = True  # site links (YouTube, …) through yt-dlp when installed
     ytdlp_max_seconds: float = 3 * 3600
 
+    # Generative engines (text_to_video and more); each is off until configured.
+    # diffusers: a local folder holding a diffusers text-to-video pipeline
+    # (model_index.json + weights), run on this machine; needs `pip install
+    # 'reelforge[diffusers]'` and torch for your hardware.
+    diffusers_model: str = ""
+    diffusers_device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | mps
+    diffusers_steps: int = 25  # denoising steps per video
+    diffusers_max_frames: int = 49  # frames one pass may make; longer outputs are refused
+    # Hosted providers: set the API key to enable one.
+    runway_api_key: str = ""
+    runway_base_url: str = "https://api.dev.runwayml.com"
+    runway_model: str = "gen4.5"
+    openai_api_key: str = ""
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_video_model: str = "sora-2"
+    # Which modes go to a configured provider (it takes them over from the local engine);
+    # each provider supports text_to_video and image_to_video.
+    runway_modes: list[str] = Field(default_factory=lambda: ["text_to_video"])
+    openai_modes: list[str] = Field(default_factory=lambda: ["text_to_video"])
+    provider_poll_s: float = 5.0  # how often a provider task is polled
+    provider_timeout_s: float = 30.0  # one HTTP call to a provider
+
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -217,6 +217,14 @@ def _image_to_video_options(raw: dict[str, Any], common: dict[str, Any]) -> dict
     return _letterbox(raw)
 
 
+def _text_to_video_options(raw: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
+    if not common["prompt"].strip():
+        raise Invalid("text_to_video needs a prompt describing the video.",
+                      fix="Send a prompt, e.g. 'a red fox running through snow at dawn'.",
+                      field="prompt")
+    return {}
+
+
 def _image_audio_options(raw: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
     """The video lasts as long as the audio, up to ``max_duration`` (default 60 s). The
     cost is estimated before the audio is read, so it uses ``max_duration`` or, when a
@@ -310,7 +318,8 @@ def _extend_options(raw: dict[str, Any], common: dict[str, Any]) -> dict[str, An
     return out
 
 
-for _mode, _validator in (("image_to_video", _image_to_video_options),
+for _mode, _validator in (("text_to_video", _text_to_video_options),
+                          ("image_to_video", _image_to_video_options),
                           ("image_audio_to_video", _image_audio_options),
                           ("reel", _reel_options), ("video_to_video", _video_to_video_options),
                           ("extend", _extend_options)):

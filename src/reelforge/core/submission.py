@@ -14,7 +14,7 @@ from ..config import Settings
 from ..db.models import Account, Asset, Job
 from ..db.session import Database
 from ..engines.base import Engine
-from ..engines.registry import engine_for
+from ..engines.registry import engine_for, how_to_enable
 from ..errors import Invalid, UnsupportedMode
 from ..storage.base import Storage
 from . import assets, credits, jobs, options, webhooks
@@ -64,10 +64,13 @@ class Submitter:
         options.check_mode(mode)
         engine = engine_for(mode, self.engines)
         if engine is None:
+            ways = how_to_enable(mode)
+            fix = (f"Configure an engine that can: {'; or '.join(ways)}. "
+                   if ways else f"No engine in this install can do {mode}. ")
             raise UnsupportedMode(
                 f"No configured engine can do {mode}.",
-                fix=f"Use a mode listed at GET /v1/engines, or configure an engine that "
-                    f"supports {mode} (see the README section 'Engines').")
+                fix=fix + "GET /v1/engines lists the modes available now; the README "
+                          "section 'Engines' explains each engine.")
         clean = options.normalize_options(mode, raw_options)
         seconds = engine.output_seconds(mode, clean)
         return Quote(mode, engine.name, seconds,

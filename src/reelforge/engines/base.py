@@ -59,6 +59,11 @@ class Engine(abc.ABC):
     """Subclasses set ``name`` and register themselves by it (see ``registry.py``)."""
 
     name: ClassVar[str]
+    # For an engine that is off until configured (``from_settings`` returns None): the
+    # modes it would add and the setting that turns it on, so that a refusal of such a
+    # mode can name the fix, e.g. "set REELFORGE_DIFFUSERS_MODEL to …".
+    offers: ClassVar[tuple[str, ...]] = ()
+    enabled_by: ClassVar[str] = ""
 
     @abc.abstractmethod
     def capabilities(self) -> Capabilities: ...

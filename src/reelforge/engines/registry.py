@@ -80,6 +80,14 @@ def build_engines(settings: Any) -> dict[str, Engine]:
     return engines
 
 
+def how_to_enable(mode: str) -> list[str]:
+    """For each registered engine that could do ``mode`` once configured: the engine's
+    name and the setting that enables it, most preferred first."""
+    classes = sorted(engine_classes().values(), key=lambda cls: -priority(cls))
+    return [f"{cls.name}: {cls.enabled_by}" for cls in classes
+            if mode in cls.offers and cls.enabled_by]
+
+
 def engine_for(mode: str, engines: dict[str, Engine],
                prefer: str | None = None) -> Engine | None:
     """The engine to run ``mode``: ``prefer`` when it can, else the most preferred

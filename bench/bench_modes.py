@@ -4,9 +4,9 @@ For each case this times, on this machine, in the same run:
 
   render    the whole job through the engine's mode runner (planning, frames, encode,
             poster and spritesheet, audio where the mode has it)
-  baseline  the encoder alone: the same number of frames at the same size, made up front
-            (cycled from a pool of real frames, to bound memory), piped into the same
-            libx264 command with the same preset; for video_to_video, a plain
+  baseline  the encoder alone: the very frames the render made (kept on disk by an
+            untimed first render, read back through the page cache), piped into the
+            same libx264 command with the same preset; for video_to_video, a plain
             decode + encode of the same source (ffmpeg, no filters)
 
 and prints render / baseline. Then the peak RSS of a 1080p image_to_video render from a
@@ -36,27 +36,45 @@ from reelforge.core.options import normalize_options  # noqa: E402
 from reelforge.engines.base import JobSpec  # noqa: E402
 from reelforge.engines.local import LocalEngine  # noqa: E402
 from reelforge.media.ffmpeg import FFmpeg, find_ffmpeg  # noqa: E402
+from reelforge.media import render as render_module  # noqa: E402
 from reelforge.media.render import encode_frames  # noqa: E402
 
-POOL = 48  # distinct frames kept for the baseline
+def capture_frames(engine: LocalEngine, mode: str, raw: dict[str, Any],
+                   inputs: dict[str, Any], workdir: Path, raw_path: Path) -> str:
+    """Render once, untimed, keeping every raw frame the engine pipes to x264 in
+    ``raw_path`` (renders are deterministic, so the timed run makes the same frames).
+    Returns the frames' pixel format."""
+    original = render_module.encode_frames
+    seen = {"pix_fmt": "yuv420p"}
+
+    def keeping(ffmpeg: FFmpeg, frames: Any, out_path: Path, **kw: Any) -> Path:
+        seen["pix_fmt"] = kw.get("pix_fmt", "yuv420p")
+        with open(raw_path, "wb") as sink:
+            def tee() -> Any:
+                for frame in frames:
+                    sink.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
+                    yield frame
+            return original(ffmpeg, tee(), out_path, **kw)
+
+    render_module.encode_frames = keeping
+    try:
+        render(engine, mode, raw, inputs, workdir)
+    finally:
+        render_module.encode_frames = original
+    return seen["pix_fmt"]
 
 
-def baseline(ffmpeg: FFmpeg, video: Path, frames: int, preset: str, tmp: Path) -> float:
-    """Encode ``frames`` frames of ``video``'s size (its own frames, cycled) with x264."""
-    import av
-
-    with av.open(str(video)) as c:
-        stream = c.streams.video[0]
-        width, height = stream.codec_context.width, stream.codec_context.height
-        fps = float(stream.average_rate)
-        pool = []
-        for frame in c.decode(video=0):
-            pool.append(frame.to_ndarray(format="yuv420p").reshape(-1).copy())
-            if len(pool) == POOL:
-                break
+def baseline(ffmpeg: FFmpeg, raw_path: Path, meta: dict[str, Any], pix_fmt: str,
+             preset: str, tmp: Path) -> float:
+    """x264 alone: the very frames the render made, pre-made on disk (mapped, so the
+    page cache serves them), piped into the same libx264 command with the same preset."""
+    width, height, fps = meta["width"], meta["height"], meta["fps"]
+    frame_bytes = width * height * 3 // (1 if pix_fmt == "rgb24" else 2)
+    frames = np.memmap(raw_path, dtype=np.uint8, mode="r").reshape(-1, frame_bytes)
+    np.asarray(frames).sum(dtype=np.uint64)  # read it all once: into the page cache
     start = time.perf_counter()
-    encode_frames(ffmpeg, (pool[i % len(pool)] for i in range(frames)), tmp / "bare.mp4",
-                  width=width, height=height, fps=fps, total=frames, preset=preset)
+    encode_frames(ffmpeg, iter(frames), tmp / "bare.mp4", width=width, height=height,
+                  fps=fps, total=len(frames), preset=preset, pix_fmt=pix_fmt)
     return time.perf_counter() - start
 
 
@@ -122,6 +140,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--only", default="", help="run only the cases whose label has "
+                        "this text (e.g. 'reel'); skips the MoviePy and memory figures")
     args = parser.parse_args()
     settings = Settings(render_scale=0.25 if args.quick else 1.0)
     ffmpeg = FFmpeg(find_ffmpeg(settings.ffmpeg_path))
@@ -170,6 +190,8 @@ def main() -> int:
         render(engine, "image_to_video", {"duration": 5}, {"image": photos[0]},
                tmp / "warm-up")  # first-use costs (imports, cascades) out of the figures
         for label, mode, raw, inputs in cases:
+            if args.only not in label:
+                continue
             seconds, meta = render(engine, mode, raw, inputs, tmp / label.replace(" ", "_"))
             video = tmp / label.replace(" ", "_") / "video.mp4"
             if mode == "video_to_video":
@@ -177,7 +199,10 @@ def main() -> int:
                                      meta["height"], preset, tmp)
                 base_label = "decode+encode"
             else:
-                base = baseline(ffmpeg, video, meta["frames"], preset, tmp)
+                raw_path = tmp / "frames.yuv"
+                pix_fmt = capture_frames(engine, mode, raw, inputs, tmp / "capture", raw_path)
+                base = baseline(ffmpeg, raw_path, meta, pix_fmt, preset, tmp)
+                raw_path.unlink()
                 base_label = "x264 alone"
             rows.append({"case": label, "size": f"{meta['width']}x{meta['height']}",
                          "frames": meta["frames"], "render_s": round(seconds, 2),
@@ -187,7 +212,7 @@ def main() -> int:
                   f"{seconds:6.2f}s  {base_label} {base:6.2f}s  ratio {seconds / base:5.2f}",
                   flush=True)
         mp_size = (320, 180) if args.quick else (1280, 720)
-        mp = moviepy_zoom(photos[0], *mp_size, 30, 5.0, preset, tmp)
+        mp = None if args.only else moviepy_zoom(photos[0], *mp_size, 30, 5.0, preset, tmp)
         if mp is not None:
             ours, _ = render(engine, "image_to_video", {"prompt": "zoom in", "fps": 30,
                                                         "style": "minimal"},
@@ -201,7 +226,7 @@ def main() -> int:
                   "benchmark's environment, e.g. pip install --target DIR moviepy and "
                   "PYTHONPATH=DIR)")
         rss = None
-        if not args.quick:
+        if not args.quick and not args.only:
             big = tmp / "24mp.jpg"
             Image.fromarray(synthetic_photo(6000, 4000)).save(big, quality=90)
             rss = peak_rss_1080p(big)

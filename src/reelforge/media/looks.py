@@ -11,6 +11,7 @@ renderer: ``vignette`` (a lens darkens the frame's corners, whatever the camera 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import cv2
@@ -153,6 +154,25 @@ def vignette_mask(width: int, height: int, strength: float) -> np.ndarray:
     falloff = np.clip((np.sqrt(d2) - 0.3) / 0.7, 0.0, 1.0)
     falloff = falloff * falloff * (3.0 - 2.0 * falloff)
     return (1.0 - strength * falloff).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def vignette_yuv(width: int, height: int, strength: float) -> tuple[np.ndarray, np.ndarray]:
+    """The vignette as two flat yuv420p frames of ``width`` x ``height``, (gain, offset),
+    for ``pixel * gain / 255 + offset`` on every plane: luma darkens towards black (16)
+    and chroma towards neutral (128), as a Y'CbCr vignette should. Cached per size
+    (a reel's images share them); read-only."""
+    planes = []
+    for k, (w, h) in enumerate(((width, height), (width // 2, height // 2),
+                                (width // 2, height // 2))):
+        gain = vignette_mask(w, h, strength)
+        zero = 16.0 if k == 0 else 128.0
+        planes.append((np.rint(gain * 255).astype(np.uint8).reshape(-1),
+                       np.rint(zero * (1.0 - gain)).astype(np.uint8).reshape(-1)))
+    gain = np.concatenate([g for g, _ in planes])
+    offset = np.concatenate([o for _, o in planes])
+    gain.flags.writeable = offset.flags.writeable = False
+    return gain, offset
 
 
 class Grain:

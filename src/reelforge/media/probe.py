@@ -53,6 +53,10 @@ class MediaInfo:
     has_video: bool
     has_audio: bool
     streams: int  # every stream in the container, cover art and data included
+    # The video's Y'CbCr matrix as ffmpeg's scale filter names it (bt709, smpte170m, …;
+    # None when untagged) and whether its samples use the full 0-255 range.
+    color_matrix: str | None = None
+    full_range: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,7 +234,15 @@ def _read_facts(container: av.container.InputContainer, fmt: str) -> MediaInfo:
         has_video=bool(video),
         has_audio=bool(audio),
         streams=len(container.streams),
+        color_matrix=_COLOR_MATRICES.get(int(getattr(v, "colorspace", 2) or 2)) if v else None,
+        full_range=bool(v) and (int(getattr(v, "color_range", 0) or 0) == 2
+                                or str(getattr(v, "pix_fmt", "") or "").startswith("yuvj")),
     )
+
+
+# AVColorSpace codes -> the scale filter's in_color_matrix names (2 = unspecified).
+_COLOR_MATRICES = {1: "bt709", 4: "fcc", 5: "bt470", 6: "smpte170m", 7: "smpte240m",
+                   9: "bt2020", 10: "bt2020"}
 
 
 def _codec_name(ctx: av.codec.context.CodecContext | None) -> str | None:

@@ -414,15 +414,11 @@ class StillAnimator:
         return (self.frame(i) for i in range(len(self.path)))
 
     def _vignette_planes(self, strength: float) -> list[tuple[np.ndarray, np.ndarray]]:
-        from .looks import vignette_mask
+        from .looks import vignette_yuv
 
-        out = []
-        for k, pic in enumerate(self.pictures):
-            gain = vignette_mask(pic.shape[1], pic.shape[0], strength)
-            zero = 16.0 if k == 0 else 128.0  # darken towards black, not towards 0
-            out.append((np.rint(gain * 255).astype(np.uint8),
-                        np.rint(zero * (1.0 - gain)).astype(np.uint8)))
-        return out
+        pic_h = self.pictures[0].shape[0]
+        gain, offset = vignette_yuv(self.width, pic_h, strength)
+        return list(zip(planes_of(gain, self.width, pic_h), planes_of(offset, self.width, pic_h)))
 
     def _matrix(self, vp: Viewport, shift: tuple[float, float], src: np.ndarray,
                 dst: np.ndarray) -> np.ndarray:

@@ -32,10 +32,31 @@ class SourceVideo:
     duration: float
     has_audio: bool
     bytes: int
+    color_matrix: str | None = None  # as probed; None when the file does not say
+    full_range: bool = False
 
     @property
     def aspect(self) -> float:
         return self.width / self.height
+
+    @property
+    def matrix(self) -> str:
+        """The Y'CbCr matrix to read the source with: its tag, else what players assume
+        for untagged video (BT.709 from 720p up, BT.601 below)."""
+        if self.color_matrix:
+            return self.color_matrix
+        return "bt709" if max(self.width, self.height) >= 1280 or min(
+            self.width, self.height) >= 720 else "smpte170m"
+
+
+def scale_filter(src: SourceVideo, width: int, height: int, *, to_bt709: bool = False) -> str:
+    """ffmpeg ``scale`` to ``width`` x ``height`` that reads the source with its own
+    matrix and range (so nothing is converted twice, and a source that is already
+    BT.709 at the output size passes through untouched); ``to_bt709`` keeps the
+    output Y'CbCr, BT.709 limited range."""
+    out = ":out_color_matrix=bt709:out_range=tv" if to_bt709 else ""
+    return (f"scale={width}:{height}:flags=bicubic:in_color_matrix={src.matrix}"
+            f":in_range={'pc' if src.full_range else 'tv'}{out}")
 
 
 def source_facts(path: Path) -> SourceVideo:
@@ -48,7 +69,7 @@ def source_facts(path: Path) -> SourceVideo:
         raise Invalid("The input has no video stream.",
                       fix="Send an MP4, MOV, MKV or WebM video with a picture.")
     return SourceVideo(path, info.width, info.height, float(info.fps or 24.0), info.duration,
-                       info.has_audio, path.stat().st_size)
+                       info.has_audio, path.stat().st_size, info.color_matrix, info.full_range)
 
 
 def fit_size(src: SourceVideo, quality: str, aspect_ratio: str,
@@ -86,7 +107,7 @@ def decode_args(src: SourceVideo, width: int, height: int, fps: float, frames: i
                 filters: Sequence[str] = ()) -> list[str]:
     """ffmpeg arguments that write ``frames`` raw frames of the source to stdout."""
     chain = [c for c in (crop_for(src, width, height),
-                         f"scale={width}:{height}:flags=bicubic", f"fps={fps:g}") if c]
+                         scale_filter(src, width, height), f"fps={fps:g}") if c]
     chain += list(filters)
     chain.append(f"format={pix_fmt}")
     return [*(["-ss", f"{start:.6f}"] if start else []), "-i", str(src.path), "-map", "0:v:0",

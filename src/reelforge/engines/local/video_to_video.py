@@ -23,7 +23,6 @@ numpy/OpenCV and pipes it back to libx264.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,8 @@ from ...config import Settings
 from ...errors import Invalid
 from ...media import render
 from ...media.composite import Backdrop, Sticker, parse_colour
-from ...media.looks import LOOKS, RELIGHTS, Look, vignette_mask, write_cube, yuv_grade_filters
+from ...media.looks import (LOOKS, RELIGHTS, Look, vignette_mask, vignette_yuv, write_cube,
+                            yuv_grade_filters)
 from ...media.prompt import RELIGHTS as RELIGHT_NAMES
 from ...media.prompt import RESTYLES, VOCABULARY, PromptParams, find_phrase, parse_prompt
 from ...media.render import AudioTrack
@@ -222,6 +222,9 @@ def letterbox_bar(width: int, height: int) -> int:
     return int(bar // 2) * 2 if bar >= 0.02 * height else 0
 
 
+VISIBLE_NOISE_GRAIN = 4.0  # weaker per-pixel grain does not survive the encoder
+
+
 def _escape(path: Path) -> str:
     return str(path).replace("\\", "/").replace(":", r"\:").replace("'", r"\'")
 
@@ -232,33 +235,51 @@ def grade_with_ffmpeg(ctx: RenderContext, src: SourceVideo, plan: Transform, wid
     """One ffmpeg command: decode, grade (luma curve and colour cast on Y'CbCr, see
     ``looks.yuv_grade_filters``), vignette, grain, bars, watermark, encode; the poster
     and spritesheet come out of the same run."""
-    from ...media.video import crop_for
+    from ...media.video import crop_for, scale_filter
 
     look = plan.look or LOOKS["cinematic"]
     chain = [c for c in (crop_for(src, width, height),
-                         f"scale={width}:{height}:flags=bicubic:out_color_matrix=bt709"
-                         ":out_range=tv", f"fps={fps:g}", "format=yuv420p") if c]
+                         scale_filter(src, width, height, to_bt709=True), f"fps={fps:g}",
+                         f"trim=end_frame={frames}", "format=yuv420p") if c]
     chain += yuv_grade_filters(look)  # on Y'CbCr directly: no RGB round trip
+    graph = f"[0:v]{','.join(chain)}"
+    extra_inputs: list[str] = []
     if look.vignette > 0:
-        # ffmpeg's corner gain is cos(angle)^4; match the look's 1 - vignette.
-        angle = math.acos((1.0 - min(0.9, look.vignette)) ** 0.25)
-        chain.append(f"vignette=angle={angle:.4f}:eval=init")
-    if look.grain > 0:
-        chain.append(f"noise=c0s={max(1, round(look.grain * 2))}:c0f=t:all_seed={seed % 2**31}")
+        # The image modes' vignette, as two still frames (gain, offset) that ffmpeg's
+        # SIMD blend modes apply: 6x cheaper than its `vignette` filter, which does
+        # float math on every pixel of every frame.
+        raw = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s:v", f"{width}x{height}"]
+        for name, plane in zip(("gain", "offset"),
+                               vignette_yuv(width, height, look.vignette)):
+            still = ctx.workdir / f"vignette-{name}.yuv"
+            plane.tofile(still)
+            extra_inputs += [*raw, "-i", str(still)]
+        # Tagged like the frames, or format negotiation converts them first.
+        tag = render.TAG_BT709
+        graph += (f"[v];[1:v]{tag},loop=loop=-1:size=1[vg];[2:v]{tag},loop=loop=-1:size=1[vo];"
+                  "[v][vg]blend=all_mode=multiply:shortest=1[vm];"
+                  "[vm][vo]blend=all_mode=addition:shortest=1")
+    post = []
+    # ffmpeg's grain is per-pixel noise, which libx264 at CRF 20 mostly encodes away:
+    # measured on a 1080p clip, 2 % of it survives at the cinematic look's strength
+    # (1.6) against 66 % at vintage's (5.5), while it costs a quarter more encoder
+    # time. So only grain strong enough to be seen is drawn.
+    if look.grain >= VISIBLE_NOISE_GRAIN:
+        post.append(f"noise=c0s={max(1, round(look.grain * 2))}:c0f=t:all_seed={seed % 2**31}")
     bar = letterbox_bar(width, height) if plan.letterbox else 0
     if bar:
-        chain.append(f"drawbox=x=0:y=0:w=iw:h={bar}:color=black:t=fill,"
-                     f"drawbox=x=0:y=ih-{bar}:w=iw:h={bar}:color=black:t=fill")
-    extra_inputs: list[str] = []
-    graph = f"[0:v]{','.join(chain)}[g]"
+        post.append(f"drawbox=x=0:y=0:w=iw:h={bar}:color=black:t=fill,"
+                    f"drawbox=x=0:y=ih-{bar}:w=iw:h={bar}:color=black:t=fill")
+    graph += f",{','.join(post)}[g]" if post else "[g]"
     if watermark:
         rgba, x, y = render.watermark_rgba(watermark, width, height)
         from PIL import Image
 
         png = ctx.workdir / "watermark.png"
         Image.fromarray(rgba).save(png)
-        extra_inputs = ["-i", str(png)]
-        graph += f";[g][1:v]overlay={x}:{y}:format=auto,format=yuv420p[w]"
+        mark_input = 1 + extra_inputs.count("-i")
+        extra_inputs += ["-i", str(png)]
+        graph += f";[g][{mark_input}:v]overlay={x}:{y}:format=auto,format=yuv420p[w]"
         last = "w"
     else:
         last = "g"
@@ -280,7 +301,7 @@ def grade_with_ffmpeg(ctx: RenderContext, src: SourceVideo, plan: Transform, wid
     seconds = frames / fps
     args = ["-t", f"{seconds:.6f}", "-i", str(src.path), *extra_inputs,
             "-filter_complex", graph,
-            "-map", "[main]", "-map", "0:a:0?", "-frames:v", str(frames),
+            "-map", "[main]", "-map", "0:a:0?",
             "-c:v", "libx264", "-preset", ctx.preset, "-crf", "20", "-profile:v", "high",
             "-pix_fmt", "yuv420p", *render.COLOR_ARGS,
             *(["-threads", str(ctx.threads)] if ctx.threads else []),

@@ -50,11 +50,7 @@ def _fail(exc: ReelforgeError) -> None:
 
 
 def _runtime():  # type: ignore[no-untyped-def]
-    from .runtime import Runtime
-
-    rt = Runtime.build(_settings())
-    rt.db.upgrade()
-    return rt
+    return _runtime_from(_settings())
 
 
 @app.command()
@@ -86,7 +82,11 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
 def _runtime_from(settings: Settings):  # type: ignore[no-untyped-def]
     from .runtime import Runtime
 
-    rt = Runtime.build(settings)
+    try:
+        rt = Runtime.build(settings)
+    except ValueError as exc:  # a setting that cannot work; its message names the fix
+        err.print(f"[red]error in the settings:[/red] {exc}")
+        raise typer.Exit(2) from None
     rt.db.upgrade()
     return rt
 

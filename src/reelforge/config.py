@@ -147,7 +147,7 @@ class Settings(BaseSettings):
     diffusers_model: str = ""
     diffusers_device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | mps
     diffusers_steps: int = 25  # denoising steps per video
-    diffusers_max_frames: int = 49  # frames one pass may make; longer outputs are refused
+    diffusers_max_frames: int = 49  # frames one pass makes, blended out to the duration
     # Hosted providers: set the API key to enable one.
     runway_api_key: str = ""
     runway_base_url: str = "https://api.dev.runwayml.com"
@@ -160,7 +160,7 @@ class Settings(BaseSettings):
     runway_modes: list[str] = Field(default_factory=lambda: ["text_to_video"])
     openai_modes: list[str] = Field(default_factory=lambda: ["text_to_video"])
     provider_poll_s: float = 5.0  # how often a provider task is polled
-    provider_timeout_s: float = 30.0  # one HTTP call to a provider
+    provider_timeout_s: float = 20.0  # one HTTP call to a provider (below lease_seconds)
 
     log_level: str = "INFO"
     log_json: bool = False

@@ -42,23 +42,32 @@ class FaceBox:
         return self.y + self.h / 2
 
 
-class FaceDetector:
-    """OpenCV's frontal-face Haar cascade (the model is in the opencv-python wheel)."""
+_local = threading.local()
 
-    _local = threading.local()
 
-    def __init__(self) -> None:
+def face_cascade() -> cv2.CascadeClassifier | None:
+    """OpenCV's frontal-face Haar cascade (the model is in the opencv-python wheel),
+    loaded once per thread (detectMultiScale is not re-entrant); None when the install
+    lacks it."""
+    if not hasattr(_local, "cascade"):
         folder = getattr(getattr(cv2, "data", None), "haarcascades", "")
         path = Path(folder or ".") / CASCADE
-        if not folder or not path.is_file() or not hasattr(cv2, "CascadeClassifier"):
+        usable = bool(folder) and path.is_file() and hasattr(cv2, "CascadeClassifier")
+        _local.cascade = cv2.CascadeClassifier(str(path)) if usable else None
+    return _local.cascade
+
+
+class FaceDetector:
+    """Faces in frames, with OpenCV's frontal-face Haar cascade."""
+
+    def __init__(self) -> None:
+        if face_cascade() is None:
             raise EngineError("OpenCV's face model (Haar cascade) is missing from this "
                               "install.", fix="pip install 'opencv-python-headless>=4.9,<5'.")
-        self.path = str(path)
 
     def _cascade(self) -> cv2.CascadeClassifier:
-        cascade = getattr(self._local, "cascade", None)
-        if cascade is None:  # one classifier per thread: detectMultiScale is not re-entrant
-            cascade = self._local.cascade = cv2.CascadeClassifier(self.path)
+        cascade = face_cascade()
+        assert cascade is not None  # checked when the detector was made, in this process
         return cascade
 
     def detect(self, gray: np.ndarray) -> list[FaceBox]:

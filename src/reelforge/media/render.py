@@ -116,12 +116,11 @@ def _gray_at(rgb: np.ndarray, side: int) -> np.ndarray:
 
 
 def _find_face(gray: np.ndarray) -> Subject | None:
-    classifier = getattr(cv2, "CascadeClassifier", None)
-    folder = getattr(getattr(cv2, "data", None), "haarcascades", "")
-    path = Path(folder or ".") / "haarcascade_frontalface_default.xml"
-    if classifier is None or not folder or not path.is_file():
+    from .faces import face_cascade
+
+    cascade = face_cascade()
+    if cascade is None:
         return None
-    cascade = classifier(str(path))
     h, w = gray.shape
     side = max(16, min(h, w) // 30)
     faces, _, weights = cascade.detectMultiScale3(

@@ -83,3 +83,34 @@ def test_image_to_video_end_to_end(server, tmp_path):
         assert deleted["files_removed"] >= 2
         assert c.get(f"/v1/jobs/{job['id']}/artifacts/video").status_code == 410
     assert server.runtime.storage.list_keys(f"jobs/{job['id']}") == []
+
+
+def test_event_stream_keeps_an_idle_connection_alive(settings, tmp_path, monkeypatch):
+    """A job waiting in the queue changes nothing for a while; the stream still sends
+    an SSE comment every KEEPALIVE_S, so proxies don't close it as idle."""
+    from reelforge.api import events
+
+    from ..conftest import LiveServer
+
+    monkeypatch.setattr(events, "KEEPALIVE_S", 0.3)
+    live = LiveServer(settings, start_workers=False)  # nothing takes the job
+    try:
+        _, key = live.account("idle")
+        image = make_jpeg(tmp_path / "photo.jpg", (640, 360))
+        with live.client(key) as c:
+            r = c.post("/v1/jobs", data={"mode": "image_to_video"},
+                       files={"image": ("photo.jpg", image.read_bytes(), "image/jpeg")})
+            assert r.status_code == 201, r.text
+            lines, started = [], time.monotonic()
+            with c.stream("GET", f"/v1/jobs/{r.json()['id']}/events") as stream:
+                for line in stream.iter_lines():
+                    lines.append(line)
+                    if lines.count(": keep-alive") == 2:
+                        break
+            took = time.monotonic() - started
+    finally:
+        live.stop()
+    first = json.loads(next(x for x in lines if x.startswith("data: "))[6:])
+    assert first["status"] == "queued"  # the view first, then comments while it waits
+    assert lines.index(": keep-alive") > lines.index("event: progress")
+    assert 0.5 < took < 10

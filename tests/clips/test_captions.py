@@ -70,8 +70,37 @@ def test_three_word_presets_follow_each_word(tmp_path: Path, preset: str) -> Non
     else:
         boxes = [e for e in parse_ass(track.path) if e[3] == "Box"]
         assert [(b[0], b[1]) for b in boxes] == [(e[0], e[1]) for e in events]
-        # exactly one word of each box event has a visible box (\3a&H00&)
-        assert all(b[4].count(r"\3a&H00&") == 1 for b in boxes)
+        assert all(b[2] < e[2] for b, e in zip(boxes, events))  # the pill under the text
+        # each box event is one pill, a vector drawing: four sides, four bezier corners
+        pills = [e.pill for e in track.events if e.style == "Box"]
+        for (_, _, _, _, text), pill in zip(boxes, pills):
+            assert pill is not None
+            x0, y0, x1, y1 = drawing_box(text)
+            assert (x0, y0) == pytest.approx((pill.left, pill.top), abs=0.11)
+            assert (x1, y1) == pytest.approx((pill.right, pill.bottom), abs=0.2)
+        # within a group the pill moves to the next word, left to right
+        group = [e for e in track.events if e.style == "Box" and e.words == track.events[0].words]
+        assert [e.active for e in group] == list(range(len(group))) and len(group) == 3
+        lefts = [e.pill.left for e in group if e.pill]
+        assert lefts == sorted(lefts) and lefts[-1] > lefts[0] + 20
+
+
+def drawing_box(text: str) -> tuple[float, float, float, float]:
+    """The frame box of an ``\\an7\\pos(x,y)\\p1`` (or ``\\move``) drawing event, its
+    corners checked to be cubic bezier arcs: (left, top, right, bottom)."""
+    place = re.search(r"\\(?:pos|move)\(([-\d.]+),([-\d.]+)(?:,([-\d.]+),([-\d.]+))?", text)
+    assert place and r"\an7" in text and r"\p1}" in text and text.endswith(r"{\p0}")
+    x, y = (float(place[3]), float(place[4])) if place[3] else (float(place[1]),
+                                                                 float(place[2]))
+    path = re.sub(r"\{[^}]*\}", "", text).split()
+    assert path[0] == "m" and path.count("b") == 4 and path.count("l") == 4
+    values = [float(v) for v in path if v not in ("m", "l", "b")]
+    xs, ys = values[0::2], values[1::2]
+    w, h = max(xs), max(ys)
+    assert min(xs) == 0 and min(ys) == 0
+    # no point sits on a square corner: the corners are cut by the arcs
+    assert not any((px in (0, w)) and (py in (0, h)) for px, py in zip(xs, ys))
+    return x, y, x + w, y + h
 
 
 def test_karaoke_highlight_moves_word_by_word(tmp_path: Path) -> None:
@@ -127,3 +156,26 @@ def test_libass_draws_captions_inside_the_safe_area(tmp_path: Path, ffmpeg, pres
         assert xs.min() >= safe.left * w - 1 and xs.max() <= safe.right * w + 1, \
             (t, xs.min(), xs.max())
         assert ys.min() >= safe.top * h and ys.max() <= safe.bottom * h, (t, ys.min(), ys.max())
+
+
+def test_mozi_pill_has_round_corners(tmp_path: Path, ffmpeg) -> None:
+    size = (720, 1280)
+    words = [Word(0.1, 0.6, "Round."), Word(0.7, 1.2, "Pills."), Word(1.5, 1.8, "Yes")]
+    track = write_ass(words, "mozi", size[0], size[1], tmp_path / "pill.ass")
+    box = next(e for e in track.events if e.style == "Box" and e.words == ("PILLS.",))
+    pill = box.pill  # a one-word caption: no neighbour's outline over the pill's edges
+    assert pill is not None and pill.radius >= 0.25 * pill.height
+    img = frame_at(ffmpeg, track.path, 0.9, size, track).astype(int)
+    green = np.array([0x22, 0xC5, 0x5E])
+
+    def is_green(x: float, y: float) -> bool:
+        return bool(np.abs(img[int(y), int(x)] - green).max() < 30)
+
+    mid_x, mid_y = (pill.left + pill.right) / 2, (pill.top + pill.bottom) / 2
+    # just inside each edge's midpoint: pill
+    assert is_green(pill.left + 2, mid_y) and is_green(pill.right - 3, mid_y)
+    assert is_green(mid_x, pill.top + 2) and is_green(mid_x, pill.bottom - 3)
+    assert is_green(pill.left + pill.radius + 2, pill.top + 2)  # the top edge, past the arc
+    for cx, cy in ((pill.left + 1, pill.top + 1), (pill.right - 2, pill.top + 1),
+                   (pill.left + 1, pill.bottom - 2), (pill.right - 2, pill.bottom - 2)):
+        assert img[int(cy), int(cx)].max() < 30, (cx, cy)  # each corner: background

@@ -93,6 +93,7 @@ def test_ai_clips_with_karaoke_captions(talk, tmp_path: Path, clip_settings, ffm
     assert manifest["jobId"] == "job123" and manifest["clipCount"] == 2
     assert manifest["pipeline"]["transcript"]["source"] == "provided"
     assert manifest["pipeline"]["captions"]["burned"] is True
+    assert manifest["pipeline"]["captions"]["renderer"] == "libass"
     words = parse_transcript(talk.transcript).words
     for clip in manifest["clips"]:
         assert 3 <= clip["duration"] <= 15 + 0.01
@@ -270,8 +271,8 @@ def test_corrupt_and_unsupported_videos_get_a_clear_error(talk, tmp_path: Path, 
     assert "source_url" in err.value.fix
 
 
-def test_an_ffmpeg_without_libass_still_makes_clips(talk, tmp_path: Path, clip_settings,
-                                                   monkeypatch) -> None:
+def test_an_ffmpeg_without_libass_draws_the_captions_as_overlays(
+        talk, tmp_path: Path, clip_settings, monkeypatch) -> None:
     from dataclasses import replace
 
     from reelforge.media.ffmpeg import FFmpeg, find_ffmpeg
@@ -283,7 +284,24 @@ def test_an_ffmpeg_without_libass_still_makes_clips(talk, tmp_path: Path, clip_s
                 "transcript": talk.transcript})
     arts = run_clips(spec, {"video": talk.path}, tmp_path / "out", Stages(),
                      settings=clip_settings, ffmpeg=plain_ffmpeg)
-    manifest = json.loads(next(a for a in arts if a.name == "manifest").path.read_text())
-    assert manifest["pipeline"]["captions"]["burned"] is False
-    assert "libass" in manifest["pipeline"]["captions"]["reason"]
-    assert any(a.name == "clip_01_ass" for a in arts)
+    by = {a.name: a for a in arts}
+    manifest = json.loads(by["manifest"].path.read_text())
+    captions = manifest["pipeline"]["captions"]
+    assert captions["burned"] is True and captions["reason"] is None
+    assert captions["renderer"] == "overlay" and "libass" in captions["note"]
+    assert by["clip_01"].meta["captions"] is True
+    assert by["clip_01"].meta["caption_renderer"] == "overlay"
+    assert "clip_01_ass" in by  # the .ass track is kept all the same
+    # the captions are in the picture: beasty's red spoken word, in the caption band,
+    # while the first word is spoken and not before it
+    first = parse_transcript(talk.transcript).words[0]
+    with av.open(str(by["clip_01"].path)) as c:
+        frames = [(f.time, f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+
+    def red(at: float) -> int:
+        _, img = min(frames, key=lambda f: abs(f[0] - at))
+        band = img[int(img.shape[0] * 0.5):int(img.shape[0] * 0.76)].astype(int)
+        return int(((band[..., 0] > 200) & (band[..., 1] < 60) & (band[..., 2] < 60)).sum())
+
+    assert red((first.start + first.end) / 2) > 50
+    assert red(first.start - 0.15) < 10

@@ -16,8 +16,9 @@ The camera is a crop window of the output's aspect that slides over the source:
 
 ``render_clip`` turns the path into one ffmpeg command: the crop window is moved per
 frame by ``sendcmd`` commands to a ``crop`` filter, scaled to the output, blurred-fill
-shots are laid over it with timeline ``enable``, captions are burned in by ``ass``, and
-libx264 encodes it.
+shots are laid over it with timeline ``enable``, captions are burned in by ``ass`` (or,
+where ffmpeg has no libass, their images from ``caption_overlay`` come in as a second
+input and are laid on by ``overlay``), and libx264 encodes it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .analysis import Analysis
+from .caption_overlay import CaptionOverlay
 from .captions import CaptionTrack, ass_filter
 from .faces import FaceTrack
 from .ffmpeg import FFmpeg, Tick
@@ -271,8 +273,9 @@ def sendcmd_script(path: CameraPath) -> str:
 
 
 def filter_graph(path: CameraPath, out_w: int, out_h: int, cmds: Path | None,
-                 captions: CaptionTrack | None, fps: float | None) -> str:
-    """The ``-filter_complex`` for one clip: input [0:v], output [v]."""
+                 captions: CaptionTrack | CaptionOverlay | None, fps: float | None) -> str:
+    """The ``-filter_complex`` for one clip: input [0:v] (and [1:v], the caption images,
+    when ``captions`` is a ``CaptionOverlay``), output [v]."""
     head = f"[0:v]{f'fps={fps:g},' if fps else ''}setsar=1"
     fill = (f"scale={max(2, out_w // 8)}:{max(2, out_h // 8)}:force_original_aspect_ratio=increase,"
             f"crop={max(2, out_w // 8)}:{max(2, out_h // 8)},"
@@ -302,7 +305,10 @@ def filter_graph(path: CameraPath, out_w: int, out_h: int, cmds: Path | None,
         parts = [f"{head},split=3[camsrc][bgsrc][fgsrc]", f"[camsrc]{cam}[cam]",
                  "[bgsrc]" + fill + "[fill]",
                  f"[cam][fill]overlay=0:0:enable='{on}'[base]"]
-    tail = f"[base]{ass_filter(captions) + ',' if captions else ''}format=yuv420p[v]"
+    if isinstance(captions, CaptionOverlay):
+        tail = f"{captions.overlay('[base]', '[1:v]')},format=yuv420p[v]"
+    else:
+        tail = f"[base]{ass_filter(captions) + ',' if captions else ''}format=yuv420p[v]"
     return ";".join(parts + [tail])
 
 
@@ -315,11 +321,13 @@ def _escape(value: str) -> str:
 
 
 def render_clip(ffmpeg: FFmpeg, src: Path, out: Path, *, start: float, duration: float,
-                path: CameraPath, out_w: int, out_h: int, captions: CaptionTrack | None,
+                path: CameraPath, out_w: int, out_h: int,
+                captions: CaptionTrack | CaptionOverlay | None,
                 has_audio: bool, src_fps: float, workdir: Path, preset: str = "veryfast",
                 crf: int = 21, on_progress: Callable[[float], None] | None = None,
                 deadline: float | None = None) -> Path:
-    """Render one clip in one ffmpeg pass (see the module docstring)."""
+    """Render one clip in one ffmpeg pass (see the module docstring). ``captions``: a
+    track for libass to burn in, or caption images to overlay, or None."""
     cmds = None
     if CROP in path.layouts:
         cmds = workdir / f"{out.stem}.cmds"
@@ -327,8 +335,10 @@ def render_clip(ffmpeg: FFmpeg, src: Path, out: Path, *, start: float, duration:
     fps = path.fps if src_fps > path.fps + 0.5 else None
     graph = filter_graph(path, out_w, out_h, cmds, captions, fps)
     part = out.with_name(out.name + ".part")
-    args = ["-ss", f"{start:.3f}", "-t", f"{duration:.3f}", "-i", str(src),
-            "-filter_complex", graph, "-map", "[v]"]
+    args = ["-ss", f"{start:.3f}", "-t", f"{duration:.3f}", "-i", str(src)]
+    if isinstance(captions, CaptionOverlay):
+        args += captions.input_args()
+    args += ["-filter_complex", graph, "-map", "[v]"]
     if has_audio:
         args += ["-map", "0:a:0", "-c:a", "aac", "-b:a", "128k"]
     args += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",

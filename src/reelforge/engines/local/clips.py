@@ -5,6 +5,11 @@ low-resolution pass: cuts, faces, loudness, speech) → transcribing (faster-whi
 a transcript sent with the job) → rendering (one ffmpeg pass per clip: camera path,
 blurred fill, burned-in captions, libx264).
 
+Captions are ASS tracks written by ``media.captions``, burned in by libass where the
+ffmpeg build has it, otherwise drawn from the same events by ``media.caption_overlay``
+and laid over in the same pass; the manifest's ``pipeline.captions.renderer`` says
+which (``libass`` or ``overlay``).
+
 Outputs per clip: ``clip_NN.mp4``, a ``clip_NN.jpg`` poster and the ``clip_NN.ass``
 caption track; and ``manifest.json`` in Clipora's shape. The engine cannot know URLs,
 so the manifest holds file names (``"downloadUrl": "clip_01.mp4"``) for a dialect to
@@ -25,6 +30,7 @@ from typing import Any
 
 from ...errors import Invalid, ReelforgeError
 from ...media import captions as cap
+from ...media.caption_overlay import CaptionOverlay, precise_timing, render_overlay
 from ...media import highlights as hl
 from ...media.analysis import Analysis, analyse
 from ...media.download import check_source_url, download
@@ -229,6 +235,7 @@ class _Notes:
     warnings: list[str] | None = None
     timings: dict[str, float] | None = None
     caption_reason: str | None = None
+    caption_renderer: str | None = None  # libass | overlay, when captions were burned in
 
     def warn(self, text: str) -> None:
         self.warnings = (self.warnings or []) + [text]
@@ -260,9 +267,10 @@ def run_clips(spec: JobSpec, inputs: dict[str, Any], workdir: Path, progress: Pr
     rendered = _render_all(opts, windows, analysis, transcript, src, info, workdir, ffmpeg,
                            settings, progress, deadline)
     notes.timings["rendering"] = round(time.monotonic() - clock, 2)
-    if opts.caption_preset != "none" and transcript is not None and not _has_libass(ffmpeg):
-        notes.caption_reason = ("this ffmpeg has no libass; the .ass tracks are there to "
-                                "burn in or play beside the clips")
+    renderers = sorted({r.renderer for r in rendered if r.renderer})
+    notes.caption_renderer = "+".join(renderers) or None
+    if opts.caption_preset != "none" and transcript is not None and not renderers:
+        notes.caption_reason = "no transcript words fall inside the clips"
     manifest = build_manifest(spec.job_id, info.duration, opts, rendered, notes,
                               captions_possible=transcript is not None)
     manifest_path = workdir / "manifest.json"
@@ -391,8 +399,12 @@ class _Rendered:
     ass: Path | None
     width: int
     height: int
-    captioned: bool
+    renderer: str | None  # how the captions were burned in: libass | overlay (None: not)
     layouts: tuple[str, ...]
+
+    @property
+    def captioned(self) -> bool:
+        return self.renderer is not None
 
 
 def _render_all(opts: ClipOptions, windows: list[hl.Window], analysis: Analysis,
@@ -405,6 +417,7 @@ def _render_all(opts: ClipOptions, windows: list[hl.Window], analysis: Analysis,
     total = sum(w.duration for w in windows) or 1.0
     done = 0.0
     out: list[_Rendered] = []
+    libass, precise = _caption_support(ffmpeg)
     progress("rendering", 0.0)
     for k, w in enumerate(windows, start=1):
         name = f"clip_{k:02d}"
@@ -417,7 +430,10 @@ def _render_all(opts: ClipOptions, windows: list[hl.Window], analysis: Analysis,
             preset_name = opts.caption_preset if opts.caption_preset != "none" else "karaoke"
             track = cap.write_ass(words, preset_name, width, height, workdir / f"{name}.ass",
                                   aspect_ratio=opts.aspect_ratio)
-        burn = track if opts.caption_preset != "none" and _has_libass(ffmpeg) else None
+        burn: cap.CaptionTrack | CaptionOverlay | None = None
+        if track is not None and opts.caption_preset != "none":
+            burn = track if libass else render_overlay(track, workdir / f"{name}_captions",
+                                                       precise=precise)
         path = plan_camera(analysis, w.start, w.end, width, height, fps)
         span = w.duration
 
@@ -432,17 +448,21 @@ def _render_all(opts: ClipOptions, windows: list[hl.Window], analysis: Analysis,
         still = poster(ffmpeg, video, workdir / f"{name}.jpg", _poster_time(w, words),
                        deadline=deadline)
         done += span
+        renderer = None if burn is None else "libass" if burn is track else "overlay"
         out.append(_Rendered(k, w, video, still, track.path if track else None, width, height,
-                             burn is not None, tuple(sorted(path.layouts))))
+                             renderer, tuple(sorted(path.layouts))))
     progress("rendering", 1.0)
     return out
 
 
-def _has_libass(ffmpeg: FFmpeg) -> bool:
+def _caption_support(ffmpeg: FFmpeg) -> tuple[bool, bool]:
+    """Whether this ffmpeg burns ASS in (libass), and whether it times caption overlays
+    to the millisecond (see ``caption_overlay.precise_timing``)."""
     try:
-        return ffmpeg.features().has_libass
+        features = ffmpeg.features()
     except ReelforgeError:
-        return False
+        return False, True
+    return features.has_libass, precise_timing(features.version)
 
 
 def _poster_time(w: hl.Window, words: list[Any]) -> float:
@@ -495,13 +515,23 @@ def build_manifest(job_id: str, duration: float, opts: ClipOptions, rendered: li
         "pipeline": {
             "mode": opts.clip_mode,
             "captions": {"preset": opts.caption_preset,
-                         "burned": caption_reason is None, "reason": caption_reason},
+                         "burned": caption_reason is None, "reason": caption_reason,
+                         "renderer": notes.caption_renderer,
+                         "note": _caption_note(notes.caption_renderer)},
             "transcript": {"source": notes.transcript_source, "language": notes.language,
                            "reason": notes.transcript_reason},
             "scorer": notes.scorer, "warnings": notes.warnings or [],
             "timings": notes.timings or {},
         },
     }
+
+
+def _caption_note(renderer: str | None) -> str | None:
+    if renderer is not None and "overlay" in renderer:
+        return ("this ffmpeg has no libass: the captions were drawn as overlays from the "
+                "same caption events; the .ass tracks are there to burn in or play beside "
+                "the clips")
+    return None
 
 
 def _artifacts(rendered: list[_Rendered], manifest_path: Path,
@@ -511,7 +541,7 @@ def _artifacts(rendered: list[_Rendered], manifest_path: Path,
         name = f"clip_{r.index:02d}"
         meta = {"index": r.index, "start": clip["start"], "end": clip["end"],
                 "duration": clip["duration"], "score": clip["score"], "width": r.width,
-                "height": r.height, "captions": r.captioned}
+                "height": r.height, "captions": r.captioned, "caption_renderer": r.renderer}
         out.append(Artifact(name, r.video, "video/mp4", {**meta, "clipora_name": f"{name}.mp4"}))
         out.append(Artifact(f"{name}_poster", r.poster, "image/jpeg",
                             {"index": r.index, "clipora_name": f"{name}.jpg"}))

@@ -76,7 +76,8 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     _first_start(rt)
     out.print(f"reelforge serving on http://{host}:{port} — docs at /docs — "
               + ", ".join(f"{k}: {v}" for k, v in settings.describe().items()))
-    uvicorn.run(create_app(rt), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(rt), host=host, port=port, log_level="warning",
+                proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
 
 
 def _runtime_from(settings: Settings):  # type: ignore[no-untyped-def]

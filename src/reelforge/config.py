@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     storage_url: str = ""  # default: file://<data_dir>/media; or s3://bucket/prefix
     broker_url: str = "memory://"  # memory:// = in-process; redis://host:6379/0 at scale
     public_base_url: str = "http://127.0.0.1:8000"
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (the client
+    # address then comes from them, e.g. for per-IP limits): comma-separated IPs or "*".
+    forwarded_allow_ips: str = "127.0.0.1"
     secret_key: str = ""  # signs download URLs; generated into data_dir when empty
 
     plans: dict[str, Plan] = Field(default_factory=_default_plans)

@@ -103,7 +103,8 @@ def test_errors_in_openai_shape(idle, media, media_dir):
     assert err["code"] == "unsupported_mode" and err["param"] == "input_reference"
     assert "text_to_video" in err["message"] and "engine" in err["message"]
     with pytest.raises(openai.BadRequestError) as exc:
-        client.videos.create(prompt="x", input_reference=_image(media_dir), seconds="12")
+        client.videos.create(prompt="x", input_reference=_image(media_dir),
+                             seconds="6")  # type: ignore[arg-type]
     assert exc.value.body["param"] == "seconds"
     with pytest.raises(openai.BadRequestError) as exc:
         client.videos.create(prompt="x", input_reference=_image(media_dir), size="640x480")
@@ -122,6 +123,25 @@ def test_errors_in_openai_shape(idle, media, media_dir):
     with pytest.raises(openai.RateLimitError) as exc:
         _client(idle, broke).videos.create(prompt="x", input_reference=_image(media_dir))
     assert exc.value.body["type"] == "insufficient_quota"
+
+
+def test_twelve_seconds_makes_the_longest_clip_and_says_so(idle, media_dir):
+    """OpenAI takes seconds 4, 8 and 12; this server's engines make 5 or 10 s, so 12
+    makes 10 s, and the answer's ``seconds`` is what is made, not what was asked."""
+    _, key = idle.account()
+    client = _client(idle, key)
+    video = client.videos.create(prompt="A slow pan over hills", seconds="12",
+                                 input_reference=_image(media_dir), size="1280x720")
+    assert video.status == "queued" and video.seconds == "10"
+    assert client.videos.retrieve(video.id).seconds == "10"
+    with httpx.Client(base_url=f"{idle.url}/v1",
+                      headers={"Authorization": f"Bearer {key}"}) as c:
+        job = c.get("/jobs/job_" + video.id.removeprefix("video_")).json()
+    assert job["mode"] == "image_to_video" and job["options"]["duration"] == 10
+    with pytest.raises(openai.BadRequestError) as exc:  # 1080p is made in 5 s clips only
+        client.videos.create(prompt="x", seconds="12", input_reference=_image(media_dir),
+                             size="1792x1024")
+    assert exc.value.body["param"] == "size" and "12" in exc.value.body["message"]
 
 
 def test_json_body_with_an_image_url(idle, media_dir):

@@ -221,6 +221,14 @@ class _Heartbeat:
     MODE_STAGES = {"clips": {"downloading": (0, 10), "analyzing": (10, 35),
                              "transcribing": (35, 60), "rendering": (60, 95),
                              "uploading": (95, 99)}}
+    # Generative engines (a local model, a hosted provider; text_to_video and
+    # image_to_video today) spend most of the job in "generating" (after "loading" a
+    # model), then conform and encode the result ("rendering"). The local engine does
+    # image_to_video by rendering alone, so the bands follow the stages the engine
+    # reports, not the mode: the first generative stage switches to these.
+    GENERATIVE = frozenset({"loading", "generating"})
+    GENERATIVE_STAGES = {"downloading": (0, 5), "loading": (0, 5), "generating": (5, 85),
+                         "rendering": (85, 95), "uploading": (95, 99)}
 
     def __init__(self, db: Database, job: Job, settings: Settings,
                  notify: Callable[[str], None], interval: float = 0.5):
@@ -233,6 +241,8 @@ class _Heartbeat:
         self._pct = 0.0  # progress never goes backwards within an attempt
 
     def __call__(self, stage: str, fraction: float, force: bool = False) -> None:
+        if stage in self.GENERATIVE:
+            self._stages = self.GENERATIVE_STAGES
         now = time.monotonic()
         if now > self.deadline:
             raise JobTimedOut(f"The job ran past its {self.settings.job_timeout_s:.0f} s limit.")

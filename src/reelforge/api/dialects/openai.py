@@ -8,9 +8,13 @@
   ``input_reference`` (an image file, or ``{"image_url": https URL or data URL}``, or
   ``{"file_id": <asset id>}``), ``model`` (recorded), ``seconds`` and ``size``. The
   local engine animates an input image, so ``input_reference`` is needed unless a
-  generative engine is configured. It renders 5- or 10-second clips: ``seconds`` 4
-  makes 5 s, 8 makes 10 s, 12 is refused; ``seconds`` in the answer is what was made.
-  ``size`` 720x1280, 1280x720 (720p) or 1024x1792, 1792x1024 (1080p).
+  generative engine is configured. ``seconds`` takes OpenAI's 4, 8 and 12, but this
+  server's engines make 5- or 10-second clips (core ``duration``), so each maps to the
+  nearest clip they make: 4 makes 5 s, 8 makes 10 s, and 12 makes 10 s too (the
+  longest clip there is; nothing is slowed down or looped to fake the last 2 s).
+  ``seconds`` in the answer is what was made ("5" or "10"), never what was asked.
+  ``size`` 720x1280, 1280x720 (720p) or 1024x1792, 1792x1024 (1080p, with seconds 4
+  only: 1080p is made in 5-second clips).
 - ``GET /v1/videos/{id}`` (with ``openai-poll-after-ms``), ``GET /v1/videos`` (``after``,
   ``limit``, ``order``; ``data``, ``first_id``, ``last_id``, ``has_more``), ``DELETE
   /v1/videos/{id}`` (cancels an unfinished one first), ``GET /v1/videos/{id}/content``
@@ -51,7 +55,7 @@ DIALECT = "openai"
 PREFIX = "/openai"
 SIZES = {"720x1280": ("9:16", "720p"), "1280x720": ("16:9", "720p"),
          "1024x1792": ("9:16", "1080p"), "1792x1024": ("16:9", "1080p")}
-SECONDS = {"4": 5, "8": 10}  # requested → rendered
+SECONDS = {"4": 5, "8": 10, "12": 10}  # requested → rendered (core duration 5 or 10)
 EXTEND_SECONDS = ("4", "8", "12", "16", "20")
 VARIANTS = {"video": "video", "thumbnail": "poster", "spritesheet": "spritesheet"}
 STATUS = {"queued": "queued", "running": "in_progress", "succeeded": "completed",
@@ -152,7 +156,7 @@ async def _submit(request: Request, who: Caller, req: JobRequest) -> JSONRespons
 _MULTIPART = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["prompt"], "properties": {
         "prompt": {"type": "string"}, "model": {"type": "string"},
-        "seconds": {"type": "string", "enum": list(SECONDS) + ["12"]},
+        "seconds": {"type": "string", "enum": list(SECONDS)},
         "size": {"type": "string", "enum": list(SIZES)},
         "input_reference": {"type": "string", "format": "binary"}}}},
     "application/json": {"schema": {"type": "object", "required": ["prompt"]}}}}}
@@ -169,12 +173,13 @@ async def create_video(request: Request, who: Caller = Depends(caller)) -> JSONR
     seconds = str(fields.get("seconds") or "4")
     if seconds not in SECONDS:
         raise _bad(f"seconds {seconds!r} is not available on this server.", "seconds",
-                   "Use 4 (renders 5 s) or 8 (renders 10 s).")
+                   "Use 4 (renders 5 s), 8 or 12 (both render 10 s, the longest clip "
+                   "this server makes).")
     aspect, quality = SIZES[size]
     duration = SECONDS[seconds]
     if quality == "1080p" and duration != 5:
         raise _bad(f"size {size} is only available with seconds 4.", "size",
-                   "Use seconds 4 with a large size, or 720x1280/1280x720 for 8 s.")
+                   "Use seconds 4 with a large size, or 720x1280/1280x720 for 8 or 12 s.")
     image = _image_ref(fields, files, rt.settings)
     mode = "image_to_video" if image is not None else "text_to_video"
     model = str(fields.get("model") or "sora-2")

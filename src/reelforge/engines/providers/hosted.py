@@ -1,51 +1,12 @@
-"""Hosted providers: the ``runway`` and ``openai`` (Sora) engines.
-
-Each hands ``text_to_video`` (and, when configured, ``image_to_video``) to a vendor's
-official API and brings the result back under our output contract. The loop is the
-same for both (``HostedEngine.run``); a subclass only says how a task is created,
-polled and cancelled, and where its video is:
-
-1. submit: create a task (a prompt, a shape, a duration, the input image if any);
-2. poll every ``provider_poll_s``, calling ``progress("generating", fraction)`` each
-   time, so a cancel, the job timeout or a lost lease stops the wait (``Progress``
-   raises); on the way out the remote task is cancelled, best effort, so it stops
-   costing money;
-3. download the output, streamed to the work directory and capped at
-   ``limits.max_upload_bytes``;
-4. conform: the file is checked like any upload (type told from its bytes, demuxer
-   forced from the allow-list, declared facts against the limits:
-   ``media.probe.inspect_file``), then decoded and re-encoded through the encoder every
-   local mode uses (``engines.local.context.encode``): H.264 yuv420p BT.709 faststart at
-   the promised size and frame rate, exactly ``duration`` seconds (the provider's clip
-   trimmed, or its last frame held when it is short), its audio kept, the watermark
-   drawn, with the poster and spritesheet.
-
-Shapes and lengths. Each provider is asked for the nearest shape its model makes (the
-picture is then centre-cropped to the aspect asked for) and the shortest length that
-covers ``duration`` (Sora's 4/8/12 s, veo's 4/6/8 s; trimmed in conform). What a model
-cannot make is refused at submit (``output_seconds``), not faked: 1080p from a 720p
-model, 10 s from an 8 s one, a prompt the provider would refuse.
-
-Trust. The base URL and the key are the operator's settings, so calls to the API itself
-skip the address guard (a provider on a private network, or on loopback as in the
-tests, works). An output URL on the same origin (scheme, host and port) as the base URL
-is fetched the same way. Any other output URL (Runway's are signed links on a CDN), and
-any redirect that leaves the origin, is a URL we were handed, so it goes through
-:func:`reelforge.core.fetch.fetch_to_file`, the guard user URLs pass (public addresses
-only unless listed in ``trusted_networks``, each redirect checked, size and time
-capped), and never carries the API key.
-
-Errors are ``EngineError`` quoting the provider, with a fix naming what to change: a
-refused key (401/403) names ``REELFORGE_<PROVIDER>_API_KEY``; a refused request (other
-4xx) and a failed task are not retried (a retry would be charged for the same answer);
-an unreachable provider (network, 5xx) is, by the worker. 429 and 503 are waited out
-within the attempt (``Retry-After``, else exponential backoff), a few times.
+"""The shared half of the hosted-provider engines: ``HostedEngine`` (the submit → poll
+→ download → conform loop), the ``Task`` a subclass reports, the provider error helpers
+and the input-image helper. The overview (the loop, shapes and lengths, trust, errors)
+is the package's docstring, in ``reelforge/engines/providers/__init__.py``.
 """
 
 from __future__ import annotations
 
 import abc
-import base64
 import email.utils
 import io
 import logging
@@ -60,18 +21,19 @@ import httpx
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..config import Settings
-from ..core.fetch import fetch_to_file
-from ..errors import EngineError, Invalid, ReelforgeError, UnsafeUrl, UnsupportedMode
-from ..media import render
-from ..media.ffmpeg import FFmpeg, find_ffmpeg
-from ..media.probe import MediaInfo, inspect_file
-from ..media.render import AudioTrack, planes_of
-from ..media.sniff import sniff_file
-from ..media.video import SourceVideo, decode, frame_count
-from .base import ASPECT_RATIOS, QUALITIES, Artifact, Capabilities, Engine, JobSpec, Progress
-from .local.context import RenderContext, deadline_after, encode
-from .registry import register
+from reelforge.config import Settings
+from reelforge.core.fetch import fetch_to_file
+from reelforge.engines.base import (ASPECT_RATIOS, QUALITIES, Artifact, Capabilities,
+                                    Engine, JobSpec, Progress)
+from reelforge.engines.local.context import RenderContext, deadline_after, encode
+from reelforge.errors import (EngineError, Invalid, ReelforgeError, UnsafeUrl,
+                              UnsupportedMode)
+from reelforge.media import render
+from reelforge.media.ffmpeg import FFmpeg, find_ffmpeg
+from reelforge.media.probe import MediaInfo, inspect_file
+from reelforge.media.render import AudioTrack, planes_of
+from reelforge.media.sniff import sniff_file
+from reelforge.media.video import SourceVideo, decode, frame_count
 
 log = logging.getLogger(__name__)
 
@@ -81,21 +43,6 @@ MAX_RETRIES = 5  # waits for 429/503 (and, when polling, 5xx or network errors)
 MAX_WAIT_S = 60.0  # the longest single wait a Retry-After may ask for
 CANCEL_TIMEOUT_S = 10.0
 TEXT_LIMIT = 1000  # characters of a provider's message quoted in an error
-
-# Runway (models and their values as in the runwayml SDK 5.24). Every model takes
-# 1280:720 and 720:1280 (veo models 1920:1080 and 1080:1920 too); gen4 models animate an
-# image in six shapes (4:5 asks for 3:4). Other shapes are cropped from what comes back.
-RUNWAY_GEN4_RATIOS = {"16:9": "1280:720", "9:16": "720:1280", "1:1": "960:960",
-                      "4:3": "1104:832", "3:4": "832:1104", "4:5": "832:1104",
-                      "21:9": "1584:672"}
-RUNWAY_VEO_SECONDS = (4, 6, 8)
-RUNWAY_VERSION = "2024-11-06"
-RUNWAY_PROMPT_MAX = 1000
-RUNWAY_IMAGE_MAX = 5 * 1024 * 1024  # a promptImage data URI
-# OpenAI ``size`` (landscape, portrait) per quality (1080p: the pro models); other shapes
-# are cropped from them.
-OPENAI_SIZES = {"720p": ("1280x720", "720x1280"), "1080p": ("1792x1024", "1024x1792")}
-OPENAI_SECONDS = (4, 8, 12)
 
 
 @dataclass(frozen=True)
@@ -154,7 +101,8 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
 
 
-def _error(message: str, fix: str, code: str, *, retryable: bool = False) -> EngineError:
+def provider_error(message: str, fix: str, code: str, *,
+                   retryable: bool = False) -> EngineError:
     """A provider failure; ``retryable`` ones are run again by the worker (a new task)."""
     err = EngineError(message, fix=fix, code=code)
     err.retryable = retryable
@@ -198,8 +146,9 @@ class HostedEngine(Engine):
     def output_url(self, task: Task) -> str:
         """Where the finished video is (absolute, or relative to the base URL)."""
         if not task.output:
-            raise _error(f"{self.provider} reported task {task.id} done without an output.",
-                         "Submit the job again.", "provider_failed", retryable=True)
+            raise provider_error(
+                f"{self.provider} reported task {task.id} done without an output.",
+                "Submit the job again.", "provider_failed", retryable=True)
         return task.output
 
     @property
@@ -317,11 +266,12 @@ class HostedEngine(Engine):
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise _error(f"{self.provider} answered {response.request.method} "
-                         f"{response.request.url.path} with something other than a JSON "
-                         f"object: {response.text[:200]!r}",
-                         f"Check that {self.base_env} points at the {self.provider} API.",
-                         "provider_unavailable")
+            raise provider_error(
+                f"{self.provider} answered {response.request.method} "
+                f"{response.request.url.path} with something other than a JSON "
+                f"object: {response.text[:200]!r}",
+                f"Check that {self.base_env} points at the {self.provider} API.",
+                "provider_unavailable")
         return body
 
     def refusal(self, response: httpx.Response) -> EngineError:
@@ -329,27 +279,31 @@ class HostedEngine(Engine):
         status, text = response.status_code, provider_text(response)
         said = f"(HTTP {status}): {text}"
         if status == 401:
-            return _error(f"{self.provider} refused the API key {said}",
-                          f"Set {self.key_env} to a valid {self.provider} API key (and "
-                          f"{self.base_env} to the endpoint it belongs to).", "provider_auth")
+            return provider_error(
+                f"{self.provider} refused the API key {said}",
+                f"Set {self.key_env} to a valid {self.provider} API key (and "
+                f"{self.base_env} to the endpoint it belongs to).", "provider_auth")
         if status == 403:
-            return _error(f"{self.provider} refused access {said}",
-                          f"Check that the key in {self.key_env} may use model {self.model} "
-                          f"({self.model_env}) and that its account is in good standing.",
-                          "provider_auth")
+            return provider_error(
+                f"{self.provider} refused access {said}",
+                f"Check that the key in {self.key_env} may use model {self.model} "
+                f"({self.model_env}) and that its account is in good standing.",
+                "provider_auth")
         if status == 429:
-            return _error(f"{self.provider} kept refusing for rate or quota limits {said}",
-                          f"Wait, send fewer jobs to {self.provider} at once, or raise the "
-                          "account's tier or credits with the provider.",
-                          "provider_rate_limited")
+            return provider_error(
+                f"{self.provider} kept refusing for rate or quota limits {said}",
+                f"Wait, send fewer jobs to {self.provider} at once, or raise the "
+                "account's tier or credits with the provider.",
+                "provider_rate_limited")
         if status >= 500:
-            return _error(f"{self.provider} is failing {said}",
-                          f"Retry later; check {self.provider}'s status page.",
-                          "provider_unavailable", retryable=True)
-        return _error(f"{self.provider} refused the request {said}",
-                      "Change what its message names (prompt, image, duration, aspect_ratio, "
-                      f"quality), or the model ({self.model_env}={self.model}).",
-                      "provider_refused")
+            return provider_error(f"{self.provider} is failing {said}",
+                                  f"Retry later; check {self.provider}'s status page.",
+                                  "provider_unavailable", retryable=True)
+        return provider_error(
+            f"{self.provider} refused the request {said}",
+            "Change what its message names (prompt, image, duration, aspect_ratio, "
+            f"quality), or the model ({self.model_env}={self.model}).",
+            "provider_refused")
 
     @property
     def base_env(self) -> str:
@@ -358,10 +312,11 @@ class HostedEngine(Engine):
     def _unreachable(self, exc: httpx.HTTPError) -> EngineError:
         what = "did not answer in time" if isinstance(exc, httpx.TimeoutException) \
             else f"could not be reached ({type(exc).__name__}: {exc})"
-        return _error(f"{self.provider} at {self.base_url} {what}.",
-                      f"Check the network and {self.base_env}; raise "
-                      "REELFORGE_PROVIDER_TIMEOUT_S for a slow link.", "provider_unavailable",
-                      retryable=True)
+        return provider_error(
+            f"{self.provider} at {self.base_url} {what}.",
+            f"Check the network and {self.base_env}; raise "
+            "REELFORGE_PROVIDER_TIMEOUT_S for a slow link.", "provider_unavailable",
+            retryable=True)
 
     def _sleep(self, seconds: float, progress: Progress, stage: str, fraction: float) -> None:
         """Wait, telling ``progress`` at least every second (so a cancel stops it)."""
@@ -393,17 +348,18 @@ class HostedEngine(Engine):
 
     def _task_error(self, task: Task) -> EngineError:
         if task.state == "cancelled":
-            return _error(f"The {self.provider} task {task.id} was cancelled on "
-                          f"{self.provider}'s side.", "Submit the job again.",
-                          "provider_cancelled")
+            return provider_error(f"The {self.provider} task {task.id} was cancelled on "
+                                  f"{self.provider}'s side.", "Submit the job again.",
+                                  "provider_cancelled")
         code = f" ({task.code})" if task.code else ""
         safety = any(w in task.code.lower() for w in ("safety", "moderation"))
-        return _error(f"{self.provider} could not make the video{code}: "
-                      f"{task.failure or 'no reason given'}",
-                      "Change the prompt or image: the provider's moderation refused them."
-                      if safety else "Change the prompt or image if the message points at "
-                                     "them; otherwise submit the job again.",
-                      "provider_failed")
+        return provider_error(
+            f"{self.provider} could not make the video{code}: "
+            f"{task.failure or 'no reason given'}",
+            "Change the prompt or image: the provider's moderation refused them."
+            if safety else "Change the prompt or image if the message points at "
+                           "them; otherwise submit the job again.",
+            "provider_failed")
 
     # ------------------------------------------------------------ download
 
@@ -419,9 +375,10 @@ class HostedEngine(Engine):
             if location is None:
                 return dest
             target = target.join(location)
-        raise _error(f"{self.provider}'s output URL redirected more than "
-                     f"{limits.fetch_max_redirects} times.", "Submit the job again.",
-                     "provider_output")
+        raise provider_error(
+            f"{self.provider}'s output URL redirected more than "
+            f"{limits.fetch_max_redirects} times.", "Submit the job again.",
+            "provider_output")
 
     def _stream(self, http: httpx.Client, url: httpx.URL, dest: Path,
                 progress: Progress) -> str | None:
@@ -468,15 +425,16 @@ class HostedEngine(Engine):
             if isinstance(exc, UnsafeUrl):
                 fix = ("Operators: if the provider's CDN really is on a private network, "
                        "list it in REELFORGE_TRUSTED_NETWORKS.")
-            raise _error(f"The video {self.provider} made could not be downloaded: "
-                         f"{exc.message}", fix, "provider_output",
-                         retryable=exc.code == "source_unavailable") from exc
+            raise provider_error(f"The video {self.provider} made could not be downloaded: "
+                                 f"{exc.message}", fix, "provider_output",
+                                 retryable=exc.code == "source_unavailable") from exc
         return dest
 
     def _too_big(self, size: int, cap: int) -> EngineError:
-        return _error(f"{self.provider}'s video is over {size / 2**20:.1f} MiB, beyond the "
-                      f"{cap / 2**20:.0f} MiB limit.", "Raise REELFORGE_LIMITS__MAX_UPLOAD_BYTES,"
-                      " or ask for a shorter or smaller video.", "provider_output")
+        return provider_error(
+            f"{self.provider}'s video is over {size / 2**20:.1f} MiB, beyond the "
+            f"{cap / 2**20:.0f} MiB limit.", "Raise REELFORGE_LIMITS__MAX_UPLOAD_BYTES,"
+            " or ask for a shorter or smaller video.", "provider_output")
 
     # ------------------------------------------------------------ conform
 
@@ -492,8 +450,9 @@ class HostedEngine(Engine):
         try:
             facts = inspect_file(path, self.settings.limits, expect={"video"})
         except ReelforgeError as exc:
-            raise _error(f"{self.provider} returned a video this server will not use: "
-                         f"{exc.message}", exc.fix, "provider_output") from exc
+            raise provider_error(
+                f"{self.provider} returned a video this server will not use: "
+                f"{exc.message}", exc.fix, "provider_output") from exc
         info = facts.info
         assert isinstance(info, MediaInfo) and info.width and info.height
         return SourceVideo(path, info.width, info.height, float(info.fps or 24.0),
@@ -559,192 +518,6 @@ def image_bytes(path: Path, *, size: tuple[int, int] | None = None,
     return out.getvalue(), "image/jpeg"
 
 
-def _aspect_is_portrait(aspect_ratio: str) -> bool:
+def is_portrait(aspect_ratio: str) -> bool:
     a, b = (int(x) for x in aspect_ratio.split(":"))
     return a < b
-
-
-# ------------------------------------------------------------------ Runway
-
-def runway_ratio(model: str, mode: str, options: dict[str, Any]) -> str:
-    aspect = options.get("aspect_ratio") or "16:9"
-    portrait = _aspect_is_portrait(aspect)
-    if options.get("quality") == "1080p":
-        return "1080:1920" if portrait else "1920:1080"
-    if mode == "image_to_video" and model.startswith("gen4"):
-        return RUNWAY_GEN4_RATIOS[aspect]
-    return "720:1280" if portrait else "1280:720"
-
-
-def runway_seconds(model: str, duration: float) -> int:
-    """veo models make 4, 6 or 8 s (the shortest that covers it, trimmed in conform)."""
-    if model.startswith("veo"):
-        return next((s for s in RUNWAY_VEO_SECONDS if s >= duration), RUNWAY_VEO_SECONDS[-1])
-    return int(duration)
-
-
-@register
-class RunwayEngine(HostedEngine):
-    """The Runway API (``api.dev.runwayml.com``): ``/v1/text_to_video``,
-    ``/v1/image_to_video``, ``/v1/tasks/{id}``."""
-
-    name = "runway"
-    provider = "Runway"
-    key_env = "REELFORGE_RUNWAY_API_KEY"
-    model_env = "REELFORGE_RUNWAY_MODEL"
-    enabled_by = ("set REELFORGE_RUNWAY_API_KEY (Runway API; REELFORGE_RUNWAY_BASE_URL for "
-                  "another endpoint)")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RunwayEngine | None:
-        if not settings.runway_api_key:
-            return None
-        return cls(settings, api_key=settings.runway_api_key,
-                   base_url=settings.runway_base_url, model=settings.runway_model,
-                   modes=settings.runway_modes)
-
-    def headers(self) -> dict[str, str]:
-        return {"X-Runway-Version": RUNWAY_VERSION}
-
-    @property
-    def makes_1080p(self) -> bool:
-        return self.model.startswith("veo")
-
-    def check_options(self, mode: str, options: dict[str, Any]) -> None:
-        super().check_options(mode, options)
-        prompt = str(options.get("prompt") or "")
-        if len(prompt) > RUNWAY_PROMPT_MAX:
-            raise Invalid(f"Runway takes prompts of at most {RUNWAY_PROMPT_MAX} characters; "
-                          f"this one has {len(prompt)}.", field="prompt",
-                          fix="Shorten the prompt.")
-        duration = float(options.get("duration") or 5)
-        if runway_seconds(self.model, duration) < duration:
-            raise Invalid(f"Runway's {self.model} makes at most {RUNWAY_VEO_SECONDS[-1]} s.",
-                          field="duration", fix=f"Ask for 5 s, or set {self.model_env} to a "
-                                                "model that makes 10 s (gen4.5).")
-
-    def create(self, http: httpx.Client, spec: JobSpec, inputs: dict[str, Any],
-               progress: Progress) -> str:
-        opts = spec.options
-        body: dict[str, Any] = {
-            "model": self.model, "ratio": runway_ratio(self.model, spec.mode, opts),
-            "duration": runway_seconds(self.model, float(opts.get("duration") or 5))}
-        if opts.get("prompt"):
-            body["promptText"] = opts["prompt"]
-        if "seed" in opts:
-            body["seed"] = int(opts["seed"])
-        path = "/v1/text_to_video"
-        if spec.mode == "image_to_video":
-            data, content_type = image_bytes(Path(inputs["image"]),
-                                             max_bytes=RUNWAY_IMAGE_MAX * 3 // 4 - 1024)
-            body["promptImage"] = (f"data:{content_type};base64,"
-                                   + base64.b64encode(data).decode("ascii"))
-            path = "/v1/image_to_video"
-        answer = self.json_of(self.call(http, "POST", path, progress, create=True, json=body))
-        if not answer.get("id"):
-            raise _error(f"Runway accepted the task but gave no id: {answer}",
-                         "Submit the job again.", "provider_unavailable")
-        return str(answer["id"])
-
-    def poll(self, http: httpx.Client, task_id: str, progress: Progress) -> Task:
-        data = self.json_of(self.call(http, "GET", f"/v1/tasks/{task_id}", progress))
-        status = str(data.get("status") or "").upper()
-        if status == "SUCCEEDED":
-            output = data.get("output") or []
-            return Task(task_id, "succeeded", 1.0,
-                        output=str(output[0]) if output else None)
-        if status == "FAILED":
-            return Task(task_id, "failed", failure=str(data.get("failure") or ""),
-                        code=str(data.get("failureCode") or ""))
-        if status == "CANCELLED":
-            return Task(task_id, "cancelled")
-        fraction = data.get("progress")  # PENDING, THROTTLED, RUNNING
-        return Task(task_id, "running",
-                    float(fraction) if isinstance(fraction, (int, float)) else None)
-
-    def cancel(self, http: httpx.Client, task_id: str) -> None:
-        http.delete(f"/v1/tasks/{task_id}", timeout=CANCEL_TIMEOUT_S).raise_for_status()
-
-
-# ------------------------------------------------------------------ OpenAI
-
-def openai_size(options: dict[str, Any]) -> str:
-    landscape, portrait = OPENAI_SIZES[options.get("quality") or "720p"]
-    return portrait if _aspect_is_portrait(options.get("aspect_ratio") or "16:9") else landscape
-
-
-def openai_seconds(duration: float) -> int:
-    """The shortest length Sora makes that covers ``duration`` (trimmed in conform)."""
-    return next((s for s in OPENAI_SECONDS if s >= duration), OPENAI_SECONDS[-1])
-
-
-@register
-class OpenAIEngine(HostedEngine):
-    """The OpenAI Videos API (Sora): ``POST /videos``, ``GET /videos/{id}``,
-    ``GET /videos/{id}/content``."""
-
-    name = "openai"
-    provider = "OpenAI"
-    key_env = "REELFORGE_OPENAI_API_KEY"
-    model_env = "REELFORGE_OPENAI_VIDEO_MODEL"
-    enabled_by = "set REELFORGE_OPENAI_API_KEY (OpenAI Videos API, Sora)"
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> OpenAIEngine | None:
-        if not settings.openai_api_key:
-            return None
-        return cls(settings, api_key=settings.openai_api_key,
-                   base_url=settings.openai_base_url, model=settings.openai_video_model,
-                   modes=settings.openai_modes)
-
-    @property
-    def makes_1080p(self) -> bool:
-        return "pro" in self.model
-
-    def check_options(self, mode: str, options: dict[str, Any]) -> None:
-        if not str(options.get("prompt") or "").strip():
-            raise Invalid(f"{mode} on OpenAI needs a prompt.", field="prompt",
-                          fix="Describe the video (or, with an image, its motion) in prompt.")
-        super().check_options(mode, options)
-
-    def create(self, http: httpx.Client, spec: JobSpec, inputs: dict[str, Any],
-               progress: Progress) -> str:
-        opts = spec.options
-        size = openai_size(opts)
-        fields = {"model": self.model, "prompt": str(opts.get("prompt") or ""),
-                  "seconds": str(openai_seconds(float(opts.get("duration") or 5))),
-                  "size": size}
-        # Multipart, as the SDK sends it; a reference image must match ``size`` exactly.
-        files: list[tuple[str, Any]] = [
-            (k, (None, v)) for k, v in fields.items()]
-        if spec.mode == "image_to_video":
-            w, h = (int(x) for x in size.split("x"))
-            data, content_type = image_bytes(Path(inputs["image"]), size=(w, h))
-            files.append(("input_reference", ("reference.jpg", data, content_type)))
-        answer = self.json_of(self.call(http, "POST", "/videos", progress, create=True,
-                                        files=files))
-        if not answer.get("id"):
-            raise _error(f"OpenAI accepted the video but gave no id: {answer}",
-                         "Submit the job again.", "provider_unavailable")
-        return str(answer["id"])
-
-    def poll(self, http: httpx.Client, task_id: str, progress: Progress) -> Task:
-        data = self.json_of(self.call(http, "GET", f"/videos/{task_id}", progress))
-        status = str(data.get("status") or "")
-        if status == "completed":
-            return Task(task_id, "succeeded", 1.0)
-        if status == "failed":
-            error = data.get("error") or {}
-            if not isinstance(error, dict):
-                error = {"message": str(error)}
-            return Task(task_id, "failed", failure=str(error.get("message") or ""),
-                        code=str(error.get("code") or ""))
-        fraction = data.get("progress")  # queued, in_progress
-        return Task(task_id, "running",
-                    float(fraction) / 100 if isinstance(fraction, (int, float)) else None)
-
-    def cancel(self, http: httpx.Client, task_id: str) -> None:
-        http.delete(f"/videos/{task_id}", timeout=CANCEL_TIMEOUT_S).raise_for_status()
-
-    def output_url(self, task: Task) -> str:
-        return f"{self.base_url}/videos/{task.id}/content?variant=video"

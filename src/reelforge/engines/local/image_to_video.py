@@ -11,7 +11,7 @@ and the outputs are the video, its poster and a thumbnail spritesheet.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,20 +201,28 @@ def render_still_video(image: np.ndarray, out_dir: Path, *, width: int, height: 
     """Render ``image`` (RGB uint8) to ``out_dir/<name>.mp4``, the poster ``<name>.jpg``
     (the middle frame) and the spritesheet ``<name>-sprites.jpg``. ``progress`` may
     raise to stop the render. See ``plan_still`` for ``frames``, ``pulse``, ``hooks``."""
-    if progress is not None:
-        progress("analyzing", 0.0)
-    plan = plan_still(image, width=width, height=height, fps=fps, seconds=seconds, look=look,
-                      move=move, seed=seed, watermark=watermark, letterbox=letterbox,
-                      anchor_to_subject=anchor_to_subject, frames=frames, pulse=pulse,
-                      hooks=hooks)
-    if progress is not None:
-        progress("analyzing", 1.0)
+    total = frames if frames is not None else max(1, round(seconds * fps))
+    planned: list[StillPlan] = []
+
+    def animated() -> Iterator[np.ndarray]:
+        # Planned on the first frame asked for, so ffmpeg starts while this runs.
+        if progress is not None:
+            progress("analyzing", 0.0)
+        planned.append(plan_still(
+            image, width=width, height=height, fps=fps, seconds=seconds, look=look,
+            move=move, seed=seed, watermark=watermark, letterbox=letterbox,
+            anchor_to_subject=anchor_to_subject, frames=total, pulse=pulse, hooks=hooks))
+        if progress is not None:
+            progress("analyzing", 1.0)
+        yield from planned[0].animator
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    thumbs = Thumbnails(plan.frames, width, height, fps)
-    video = render.encode_frames(ffmpeg, plan.animator, out_dir / f"{name}.mp4", width=width,
-                                 height=height, fps=fps, total=plan.frames, preset=preset,
+    thumbs = Thumbnails(total, width, height, fps)
+    video = render.encode_frames(ffmpeg, animated(), out_dir / f"{name}.mp4", width=width,
+                                 height=height, fps=fps, total=total, preset=preset,
                                  crf=crf, threads=threads, progress=progress,
                                  deadline=deadline, audio=audio, on_frame=thumbs)
+    plan = planned[0]
     poster, sheet = out_dir / f"{name}.jpg", out_dir / f"{name}-sprites.jpg"
     layout = thumbs.write(poster, sheet)
     return RenderResult(video=video, poster=poster, spritesheet=sheet, sprites=layout,

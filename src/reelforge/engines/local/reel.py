@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -126,8 +127,9 @@ def _transition_kinds(n: int, transition: str, prompt: str, style: str,
 
 
 class ReelFrames:
-    """yuv420p frames of a planned reel. Each image is framed and graded when it first
-    appears and dropped when it leaves, so at most two are held at once."""
+    """yuv420p frames of a planned reel. Each image is framed and graded on a helper
+    thread while the image before it is on screen (so the encoder never waits for a new
+    image's set-up), and dropped when it leaves: at most three are held at once."""
 
     def __init__(self, images: Sequence[Path], plan: ReelPlan, width: int, height: int, *,
                  style: str, seed: int, watermark: str | None, letterbox: bool | None,
@@ -138,6 +140,8 @@ class ReelFrames:
         self.max_pixels = max_pixels
         self.overlay = text_overlay(watermark, width, height) if watermark else None
         self._live: dict[int, StillAnimator] = {}
+        self._ahead: dict[int, Future[StillAnimator]] = {}
+        self._pool: ThreadPoolExecutor | None = None
         size = width * height * 3 // 2
         self._held = np.empty(size, np.uint8)
         self._out = np.empty(size, np.uint8)
@@ -145,19 +149,37 @@ class ReelFrames:
     def __len__(self) -> int:
         return self.plan.frames
 
+    def _prepare(self, seg: Segment) -> StillAnimator:
+        image = load_image(self.images[seg.index], needed=(self.width * 2, self.height * 2),
+                           max_pixels=self.max_pixels)
+        return plan_still(image, width=self.width, height=self.height, fps=self.plan.fps,
+                          seconds=0, frames=seg.end - seg.start, look=get_look(self.style),
+                          move=seg.move, seed=self.seed + seg.index,
+                          letterbox=self.letterbox).animator
+
     def _animator(self, seg: Segment) -> StillAnimator:
         live = self._live.get(seg.index)
         if live is None:
-            image = load_image(self.images[seg.index], needed=(self.width * 2, self.height * 2),
-                               max_pixels=self.max_pixels)
-            live = plan_still(image, width=self.width, height=self.height, fps=self.plan.fps,
-                              seconds=0, frames=seg.end - seg.start, look=get_look(self.style),
-                              move=seg.move, seed=self.seed + seg.index,
-                              letterbox=self.letterbox).animator
+            ahead = self._ahead.pop(seg.index, None)
+            live = ahead.result() if ahead is not None else self._prepare(seg)
             self._live[seg.index] = live
+            following = seg.index + 1
+            if following < len(self.plan.segments) and following not in self._ahead:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="reel-prepare")
+                self._ahead[following] = self._pool.submit(
+                    self._prepare, self.plan.segments[following])
         return live
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        try:
+            yield from self._frames()
+        finally:  # finished, failed or cancelled: no set-up left running
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self._ahead.clear()
+
+    def _frames(self) -> Iterator[np.ndarray]:
         plan = self.plan
         for f in range(plan.frames):
             active = plan.active(f)

@@ -365,6 +365,19 @@ def test_total_time_is_capped(server: Server, tmp_path: Path) -> None:
     assert _leftovers(dest) == []
 
 
+def test_a_cancelled_job_stops_its_download_at_once(server: Server, tmp_path: Path) -> None:
+    """``stopped`` is asked after every chunk: a slow 10 s download ends as soon as it
+    says yes, and leaves nothing behind."""
+    dest = tmp_path / "cancelled.bin"
+    stop_at = time.monotonic() + 0.3
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable, match="stopped"):
+        _fetch(server.url("/drip"), dest, timeout_s=30.0,
+               stopped=lambda: time.monotonic() > stop_at)
+    assert time.monotonic() - started < 1.5
+    assert _leftovers(dest) == []
+
+
 def test_connection_refused_is_unavailable(tmp_path: Path) -> None:
     with socket.socket() as s:  # a port that nothing listens on
         s.bind(("127.0.0.1", 0))

@@ -119,7 +119,7 @@ def test_text_to_video_is_refused_with_the_fix(idle):
     with key_client(idle, key) as c:
         e = _error(c.post(GEN, json={"mode": "text_to_video", "prompt": "a cat",
                                      "style": "dreamy"}), 422)
-        assert "text_to_video" in e["error"] and "engine" in e["fix"]
+        assert "text_to_video" in e["error"] and "REELFORGE_DIFFUSERS_MODEL" in e["fix"]
 
 
 def test_auth_credits_plan_and_limits(idle, media):

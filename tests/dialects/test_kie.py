@@ -101,7 +101,8 @@ def test_duration_quality_ratio_and_prompt_rules(idle, media):
         _error(c.post(GEN, json={"prompt": "   ", "imageUrl": image}), 422)
         _error(c.post(GEN, json={"imageUrl": image}), 422)
         msg = _error(c.post(GEN, json={"prompt": "A fluffy orange cat dancing"}), 422)
-        assert "text_to_video" in msg and "engine" in msg
+        assert "text_to_video" in msg and "REELFORGE_DIFFUSERS_MODEL" in msg
+        assert "REELFORGE_RUNWAY_API_KEY" in msg  # the fix names the settings
         _error(c.post(GEN, json={"prompt": "x", "imageUrl": f"{media.url}/missing.jpg"}), 451)
         _error(c.get(DETAIL, params={"taskId": str(uuid.uuid4())}), 404)
         _error(c.get(DETAIL, params={"taskId": "not-a-uuid"}), 404)

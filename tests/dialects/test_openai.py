@@ -102,6 +102,7 @@ def test_errors_in_openai_shape(idle, media, media_dir):
     assert exc.value.status_code == 400 and err["type"] == "invalid_request_error"
     assert err["code"] == "unsupported_mode" and err["param"] == "input_reference"
     assert "text_to_video" in err["message"] and "engine" in err["message"]
+    assert "REELFORGE_OPENAI_API_KEY" in err["message"]  # the fix names the setting
     with pytest.raises(openai.BadRequestError) as exc:
         client.videos.create(prompt="x", input_reference=_image(media_dir),
                              seconds="6")  # type: ignore[arg-type]

@@ -81,7 +81,8 @@ def test_refusals_in_runway_shape(idle, media, media_dir):
         client.text_to_video.create(model="gen4.5", prompt_text="a cat", ratio="1280:720",
                                     duration=5)
     assert exc.value.status_code == 400 and "text_to_video" in exc.value.body["error"]
-    assert "engine" in exc.value.body["fix"]
+    assert "REELFORGE_RUNWAY_API_KEY" in exc.value.body["fix"]
+    assert "REELFORGE_DIFFUSERS_MODEL" in exc.value.body["fix"]
     with pytest.raises(runwayml.BadRequestError) as exc:  # https or data URIs only
         client.image_to_video.create(model="gen4_turbo", ratio="1280:720",
                                      prompt_image="http://example.com/a.jpg")

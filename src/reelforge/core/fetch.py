@@ -21,7 +21,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,11 +282,13 @@ def _unavailable(target: ResolvedUrl, exc: Exception | None) -> SourceUnavailabl
 
 def fetch_to_file(url: str, dest: Path, *, max_bytes: int, timeout_s: float,
                   max_redirects: int = 5, allow_http: bool = True,
-                  trusted: Trusted = ()) -> FetchResult:
+                  trusted: Trusted = (),
+                  stopped: Callable[[], bool] | None = None) -> FetchResult:
     """Download ``url`` to ``dest`` under the guard, a size cap and a total time limit.
 
-    Redirects are followed by hand (each hop checked again). Nothing is left at ``dest``
-    or beside it when this raises.
+    Redirects are followed by hand (each hop checked again). ``stopped`` is asked after
+    each chunk; when it says yes (the job was cancelled) the download ends at once.
+    Nothing is left at ``dest`` or beside it when this raises.
     """
     deadline = time.monotonic() + timeout_s
     part = dest.with_name(dest.name + ".part")
@@ -300,7 +302,7 @@ def fetch_to_file(url: str, dest: Path, *, max_bytes: int, timeout_s: float,
                     current = _next_hop(target, response)
                     continue
                 _require_success(target, response)
-                size = _stream_to(response, part, max_bytes, deadline, timeout_s)
+                size = _stream_to(response, part, max_bytes, deadline, timeout_s, stopped)
                 content_type = response.headers.get("content-type")
             os.replace(part, dest)
             return FetchResult(url=target.url, path=dest, size=size,
@@ -332,7 +334,7 @@ def _require_success(target: ResolvedUrl, response: httpx.Response) -> None:
 
 
 def _stream_to(response: httpx.Response, part: Path, max_bytes: int, deadline: float,
-               timeout_s: float) -> int:
+               timeout_s: float, stopped: Callable[[], bool] | None = None) -> int:
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(int(declared), max_bytes)
@@ -345,6 +347,9 @@ def _stream_to(response: httpx.Response, part: Path, max_bytes: int, deadline: f
                     raise _too_large(size, max_bytes, so_far=True)
                 f.write(chunk)
                 _remaining(deadline, "Downloading the URL", timeout_s)
+                if stopped is not None and stopped():
+                    raise SourceUnavailable("The download was stopped.",
+                                            fix="The job was cancelled; submit it again.")
     except httpx.HTTPError as exc:
         raise SourceUnavailable(f"The download from {response.url.host} broke off: {exc}",
                                 fix="Retry; if it keeps failing, serve the file from another host."

@@ -100,22 +100,29 @@ def _direct(url: str, folder: Path, limits: object, trusted: list[str], progress
     dest = folder / "source.bin"
     part = dest.with_name(dest.name + ".part")
     result: dict[str, object] = {}
+    stop = threading.Event()
 
     def work() -> None:
         try:
             result["ok"] = fetch_to_file(
                 url, dest, max_bytes=limits.max_upload_bytes,  # type: ignore[attr-defined]
                 timeout_s=max(5.0, deadline - time.monotonic()),
-                max_redirects=getattr(limits, "fetch_max_redirects", 5), trusted=trusted)
+                max_redirects=getattr(limits, "fetch_max_redirects", 5), trusted=trusted,
+                stopped=stop.is_set)
         except BaseException as exc:  # handed to the caller's thread
             result["error"] = exc
 
     thread = threading.Thread(target=work, name="clips-download", daemon=True)
     thread.start()
-    while thread.is_alive():
-        thread.join(0.25)
-        size = part.stat().st_size if part.exists() else 0
-        progress(1.0 - 2.0 ** (-size / 50e6))  # unknown total: creeps towards 1
+    try:
+        while thread.is_alive():
+            thread.join(0.25)
+            size = part.stat().st_size if part.exists() else 0
+            progress(1.0 - 2.0 ** (-size / 50e6))  # unknown total: creeps towards 1
+    except BaseException:  # cancelled, timed out or lost the lease: stop downloading
+        stop.set()
+        thread.join(5.0)
+        raise
     if "error" in result:
         raise result["error"]  # type: ignore[misc]
     kind = sniff_file(dest)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reelforge.media.audio import (SAMPLE_RATE, fit_to_frames, frame_loudness, prepare_audio,
-                                   read_wav_mono, spectrum_bars, write_wav)
+from reelforge.media.audio import (SAMPLE_RATE, fit_to_frames, frame_loudness, limit_peaks,
+                                   prepare_audio, read_wav_mono, spectrum_bars, write_wav)
 from reelforge.media.beats import cut_times, find_beats, onset_envelope
 from reelforge.media.ffmpeg import FFmpeg, find_ffmpeg
 from reelforge.media.timed_text import (CaptionTrack, parse_transcript, speech_span,
@@ -60,6 +60,25 @@ def test_prepare_audio_normalises_and_fits_whole_frames(ffmpeg: FFmpeg, tmp_path
     assert capped.frames == 30 and capped.source_seconds == pytest.approx(1.0, abs=0.01)
     tail = np.abs(read_wav_mono(capped.path)[0][-200:]).max()
     assert tail < 0.05  # faded out where the cap cut it
+
+
+def test_peaky_audio_is_normalised_without_clipping(ffmpeg: FFmpeg, tmp_path: Path) -> None:
+    """A quiet bed with loud clicks: one linear gain brings it to -16 LUFS and the
+    limiter holds the clicks under -1.5 dBFS instead of clipping them."""
+    src = save(tmp_path / "peaky.wav", clicks(4.0, 0.5, 0.25, level=0.9))
+    out = prepare_audio(ffmpeg, src, tmp_path / "norm.wav", fps=30)
+    mono, _ = read_wav_mono(out.path)
+    assert np.abs(mono).max() <= 10 ** (-1.5 / 20) + 1e-3
+    assert abs(integrated_lufs(ffmpeg, out.path) - -16.0) < 2.0
+
+
+def test_limit_peaks_leaves_everything_but_the_peaks_alone() -> None:
+    rate = 48_000
+    x = np.full((rate, 2), 0.2, np.float32)
+    x[24_000:24_010] = 1.6  # a 10-sample spike, twice the ceiling
+    y = limit_peaks(x, 0.8, rate)
+    assert np.abs(y).max() <= 0.8 + 1e-6
+    assert np.allclose(y[:23_000], 0.2) and np.allclose(y[25_000:], 0.2)  # only near it
 
 
 def test_fit_to_frames_pads_and_cuts() -> None:

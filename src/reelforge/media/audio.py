@@ -1,11 +1,16 @@
 """Audio for the frame pipe: decode, loudness-normalise, fit to whole video frames, and
 read it back as numbers (loudness per frame, spectrum bars) for audio-reactive visuals.
 
-``prepare_audio`` runs ffmpeg once: the source (up to a cap) through ``loudnorm``
-(EBU R128: -16 LUFS integrated, -1.5 dBTP) to 48 kHz stereo PCM; then the samples are
-cut or padded to exactly ``frames / fps`` seconds, where ``frames`` is the whole number
-of video frames nearest the audio's length. The video gets exactly that many frames, so
-both streams start at 0 and end together: A/V sync holds by construction.
+``prepare_audio`` runs ffmpeg once: the source (up to a cap) to 48 kHz stereo PCM,
+measured on the way by ``ebur128`` (EBU R128 integrated loudness); one linear gain then
+brings it to -16 LUFS, and a short look-around limiter holds the peaks under -1.5 dBFS
+(for peaky audio, the loudness it takes away is given back over a few rounds).
+(ffmpeg's ``loudnorm`` would do it in the same pass, but in its dynamic mode: it
+resamples to 192 kHz and took 1.45 s for 30 s of audio where this takes 0.1 s, and it
+compresses the dynamics that a linear gain keeps.) Then the samples are cut or padded
+to exactly ``frames / fps`` seconds, where ``frames`` is the whole number of video frames
+nearest the audio's length. The video gets exactly that many frames, so both streams
+start at 0 and end together: A/V sync holds by construction.
 """
 
 from __future__ import annotations
@@ -17,11 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MediaError
-from .ffmpeg import FFmpeg
+from .ffmpeg import FFmpeg, filter_path
 
 SAMPLE_RATE = 48_000  # divisible by 24, 25 and 30: whole samples per video frame
 CHANNELS = 2
-LOUDNORM = "loudnorm=I=-16:TP=-1.5:LRA=11"
+TARGET_LUFS = -16.0
+PEAK_DBFS = -1.5  # sample-peak ceiling after normalising
+MAX_GAIN_DB = 40.0  # near-silence is not pumped up into noise
+SILENT_LUFS = -69.0  # ebur128's floor: nothing to measure
+LIMITER_BLOCK_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -41,17 +50,76 @@ class PreparedAudio:
 def decode_pcm(ffmpeg: FFmpeg, src: Path, out_raw: Path, *, max_seconds: float | None,
                normalize: bool = True, start: float = 0.0,
                deadline: float | None = None) -> np.ndarray:
-    """Decode ``src``'s first audio stream to interleaved int16 stereo at 48 kHz."""
-    filters = [LOUDNORM] if normalize else []
-    filters.append(f"aresample={SAMPLE_RATE}")
+    """Decode ``src``'s first audio stream to interleaved int16 stereo at 48 kHz, at
+    -16 LUFS with peaks under -1.5 dBFS when ``normalize`` (see the module docstring)."""
+    log = out_raw.with_suffix(".r128")
+    filters = [f"aresample={SAMPLE_RATE}", "aformat=channel_layouts=stereo"]
+    if normalize:  # measured on what is written: stereo, 48 kHz
+        filters += ["ebur128=metadata=1",
+                    f"ametadata=mode=print:key=lavfi.r128.I:file='{filter_path(log)}'"]
     args = [*(["-ss", f"{start:.6f}"] if start else []),
             *(["-t", f"{max_seconds:.6f}"] if max_seconds else []), "-i", str(src),
             "-map", "0:a:0", "-vn", "-af", ",".join(filters), "-ac", str(CHANNELS),
-            "-ar", str(SAMPLE_RATE), "-f", "s16le", "-c:a", "pcm_s16le", str(out_raw)]
-    ffmpeg.run(args, deadline=deadline)
-    data = np.fromfile(out_raw, dtype="<i2")
-    out_raw.unlink(missing_ok=True)
-    return data[: len(data) // CHANNELS * CHANNELS].reshape(-1, CHANNELS)
+            "-ar", str(SAMPLE_RATE), "-f", "f32le", "-c:a", "pcm_f32le", str(out_raw)]
+    try:
+        ffmpeg.run(args, deadline=deadline)
+        data = np.fromfile(out_raw, dtype="<f4")
+        loudness = _integrated(log) if normalize else None
+    finally:
+        out_raw.unlink(missing_ok=True)
+        log.unlink(missing_ok=True)
+    pcm = data[: len(data) // CHANNELS * CHANNELS].reshape(-1, CHANNELS)
+    if loudness is not None and loudness > SILENT_LUFS:
+        pcm = _normalised(pcm, min(MAX_GAIN_DB, TARGET_LUFS - loudness))
+    return np.rint(np.clip(pcm, -1.0, 1.0) * 32767).astype("<i2")
+
+
+def _normalised(pcm: np.ndarray, gain_db: float) -> np.ndarray:
+    """``pcm`` raised by ``gain_db`` with its peaks limited. Where the limiter takes
+    loudness away (peaky audio: claps, clicks), the loss (measured as RMS) is given back
+    and the peaks limited again, a few rounds, as a loudness-targeting limiter does."""
+    ceiling = 10 ** (PEAK_DBFS / 20)
+    gain = 10 ** (gain_db / 20)
+    want = _rms(pcm) * gain
+    out = pcm
+    for _ in range(4):
+        out = limit_peaks(pcm * np.float32(gain), ceiling, SAMPLE_RATE)
+        got = _rms(out)
+        if got <= 0 or got >= want * 0.989 or 20 * np.log10(gain) >= MAX_GAIN_DB:
+            break  # within 0.1 dB, silent, or as loud as it may be made
+        gain *= min(want / got, 2.0)
+    return out
+
+
+def _rms(pcm: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(pcm, dtype=np.float64)))) if pcm.size else 0.0
+
+
+def _integrated(log: Path) -> float | None:
+    """The last integrated loudness (LUFS) ``ametadata`` wrote, or None."""
+    import re
+
+    found = re.findall(r"lavfi\.r128\.I=(-?[\d.]+|-inf)", log.read_text()) if log.exists() else []
+    if not found or found[-1] == "-inf":
+        return None
+    return float(found[-1])
+
+
+def limit_peaks(pcm: np.ndarray, ceiling: float, rate: int) -> np.ndarray:
+    """Scale ``pcm`` (float, samples x channels) down around its peaks so no sample
+    passes ``ceiling``: the gain each 5 ms block needs, also given to its neighbours,
+    then eased linearly between block centres (no clipping, no clicks)."""
+    peak = np.abs(pcm).max(axis=1)
+    if len(peak) == 0 or float(peak.max()) <= ceiling:
+        return pcm
+    block = max(1, int(rate * LIMITER_BLOCK_S))
+    count = -(-len(peak) // block)
+    padded = np.zeros(count * block, np.float32)
+    padded[:len(peak)] = peak
+    need = np.minimum(1.0, ceiling / np.maximum(padded.reshape(count, block).max(axis=1), 1e-9))
+    need = np.minimum(need, np.minimum(np.r_[need[1:], 1.0], np.r_[1.0, need[:-1]]))
+    gain = np.interp(np.arange(len(peak)), (np.arange(count) + 0.5) * block, need)
+    return pcm * gain.astype(np.float32)[:, None]
 
 
 def write_wav(path: Path, pcm: np.ndarray, rate: int = SAMPLE_RATE) -> Path:

@@ -43,7 +43,8 @@ BASE_ARGS = ("-hide_banner", "-nostdin", "-y", "-loglevel", "error")
 WANTED_FILTERS = (
     "scale", "format", "setparams", "crop", "pad", "overlay", "fps", "trim", "setpts",
     "fade", "xfade", "concat", "noise", "gblur", "boxblur", "lut3d", "eq", "drawtext",
-    "subtitles", "ass", "split", "amix", "afade", "atrim", "aresample", "loudnorm",
+    "subtitles", "ass", "split", "amix", "afade", "atrim", "aresample", "ebur128",
+    "ametadata",
 )
 WANTED_ENCODERS = ("libx264", "aac")
 _STDERR_LINES = 40
@@ -184,6 +185,11 @@ class FFmpeg:
         """Start ``ffmpeg <args>`` writing raw output to stdout (``pipe:1`` in args);
         read it with ``FFmpegProcess.read_into``."""
         return FFmpegProcess(self.argv(args, progress=False), stdin=False, deadline=deadline)
+
+
+def filter_path(path: Any) -> str:
+    """``path`` quoted for a filter option (``file='…'``) inside a filter graph."""
+    return str(path).replace("\\", "/").replace(":", r"\:").replace("'", r"\'")
 
 
 PIPE_BYTES = 1 << 20  # Linux's default pipe-max-size; the default 64 KiB pipe makes a

@@ -113,6 +113,6 @@ def capability_options() -> dict[str, Any]:
                                       "or plain text (timed over the speech)."},
         "watermark": {"type": "string", "default": None},
         "letterbox": {"type": "boolean", "default": False},
-        "audio": {"codec": "aac", "loudness": "-16 LUFS integrated, -1.5 dBTP"},
+        "audio": {"codec": "aac", "loudness": "-16 LUFS integrated, peaks under -1.5 dBFS"},
         "outputs": ["video", "poster", "spritesheet", "captions (with a transcript)"],
     }

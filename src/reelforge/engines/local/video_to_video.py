@@ -32,6 +32,7 @@ import numpy as np
 from ...config import Settings
 from ...errors import Invalid
 from ...media import render
+from ...media.ffmpeg import filter_path
 from ...media.composite import Backdrop, Sticker, parse_colour
 from ...media.looks import (LOOKS, RELIGHTS, Look, vignette_mask, vignette_yuv, write_cube,
                             yuv_grade_filters)
@@ -225,10 +226,6 @@ def letterbox_bar(width: int, height: int) -> int:
 VISIBLE_NOISE_GRAIN = 4.0  # weaker per-pixel grain does not survive the encoder
 
 
-def _escape(path: Path) -> str:
-    return str(path).replace("\\", "/").replace(":", r"\:").replace("'", r"\'")
-
-
 def grade_with_ffmpeg(ctx: RenderContext, src: SourceVideo, plan: Transform, width: int,
                       height: int, fps: float, frames: int, *, watermark: str | None,
                       seed: int, meta: dict[str, Any]) -> Rendered:
@@ -353,7 +350,7 @@ def transform_frames(ctx: RenderContext, src: SourceVideo, plan: Transform, widt
     filters: list[str] = []
     if plan.look is not None:
         cube = write_cube(ctx.workdir / "grade.cube", plan.look)
-        filters = ["format=gbrp", f"lut3d=file='{_escape(cube)}':interp=tetrahedral"]
+        filters = ["format=gbrp", f"lut3d=file='{filter_path(cube)}':interp=tetrahedral"]
 
     def frames_out() -> Any:
         for i, rgb in enumerate(decode(ctx.ffmpeg, src, width, height, fps, frames,

@@ -45,7 +45,8 @@ class OpenAIEngine(HostedEngine):
     provider = "OpenAI"
     key_env = "REELFORGE_OPENAI_API_KEY"
     model_env = "REELFORGE_OPENAI_VIDEO_MODEL"
-    enabled_by = "set REELFORGE_OPENAI_API_KEY (OpenAI Videos API, Sora)"
+    enabled_by = ("set REELFORGE_OPENAI_API_KEY (OpenAI Videos API, Sora), with the mode "
+                  "listed in REELFORGE_OPENAI_MODES (text_to_video by default)")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIEngine | None:

@@ -54,8 +54,8 @@ class RunwayEngine(HostedEngine):
     provider = "Runway"
     key_env = "REELFORGE_RUNWAY_API_KEY"
     model_env = "REELFORGE_RUNWAY_MODEL"
-    enabled_by = ("set REELFORGE_RUNWAY_API_KEY (Runway API; REELFORGE_RUNWAY_BASE_URL for "
-                  "another endpoint)")
+    enabled_by = ("set REELFORGE_RUNWAY_API_KEY (Runway API), with the mode listed in "
+                  "REELFORGE_RUNWAY_MODES (text_to_video by default)")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunwayEngine | None:

@@ -42,7 +42,7 @@ import numpy as np
 from ..config import Settings
 from ..errors import EngineError, UnsupportedMode
 from ..media import render
-from ..media.ffmpeg import FFmpeg, find_ffmpeg
+from ..media.ffmpeg import FFmpeg, ffmpeg_for
 from .base import (ASPECT_RATIOS, QUALITIES, STYLES, Artifact, Capabilities, Engine, JobSpec,
                    Progress)
 from .local import context
@@ -103,10 +103,9 @@ class DiffusersEngine(Engine):
         self.settings = settings
         self.folder = folder
         self.pipeline_class = pipeline_class
-        self._lock = threading.Lock()  # guards _future and _ffmpeg
+        self._lock = threading.Lock()  # guards _future
         self._gpu = threading.Lock()  # one pipeline call at a time
         self._future: Future[Loaded] | None = None
-        self._ffmpeg: FFmpeg | None = None
 
     # ------------------------------------------------------------------ building
 
@@ -149,10 +148,7 @@ class DiffusersEngine(Engine):
 
     @property
     def ffmpeg(self) -> FFmpeg:
-        with self._lock:
-            if self._ffmpeg is None:
-                self._ffmpeg = FFmpeg(find_ffmpeg(self.settings.ffmpeg_path))
-            return self._ffmpeg
+        return ffmpeg_for(self.settings.ffmpeg_path)
 
     def load(self) -> Loaded:
         """The pipeline, loaded on first use (blocking). Jobs wait through ``_loaded``."""

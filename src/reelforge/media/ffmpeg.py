@@ -25,6 +25,7 @@ the last lines ffmpeg wrote to stderr.
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import re
 import shutil
@@ -185,6 +186,13 @@ class FFmpeg:
         """Start ``ffmpeg <args>`` writing raw output to stdout (``pipe:1`` in args);
         read it with ``FFmpegProcess.read_into``."""
         return FFmpegProcess(self.argv(args, progress=False), stdin=False, deadline=deadline)
+
+
+@functools.lru_cache(maxsize=4)
+def ffmpeg_for(configured: str = "") -> FFmpeg:
+    """The process's ``FFmpeg`` for a configured path (see ``find_ffmpeg``), found on
+    first use, so building an engine never fails for want of ffmpeg."""
+    return FFmpeg(find_ffmpeg(configured))
 
 
 def filter_path(path: Any) -> str:

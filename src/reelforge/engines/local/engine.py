@@ -8,7 +8,6 @@ Adding a mode is adding an entry; nothing here branches on mode names.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 from ...config import Settings
 from ...errors import UnsupportedMode
-from ...media.ffmpeg import FFmpeg, find_ffmpeg
+from ...media.ffmpeg import FFmpeg, ffmpeg_for
 from ..base import Artifact, Capabilities, Engine, JobSpec, Progress
 from ..registry import register
 from ...core.options import register_mode_options
@@ -67,16 +66,10 @@ class LocalEngine(Engine):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._ffmpeg: FFmpeg | None = None
-        self._lock = threading.Lock()
 
     @property
     def ffmpeg(self) -> FFmpeg:
-        """Found on first use, so building the engine never fails for want of ffmpeg."""
-        with self._lock:
-            if self._ffmpeg is None:
-                self._ffmpeg = FFmpeg(find_ffmpeg(self.settings.ffmpeg_path))
-            return self._ffmpeg
+        return ffmpeg_for(self.settings.ffmpeg_path)
 
     def capabilities(self) -> Capabilities:
         return Capabilities(

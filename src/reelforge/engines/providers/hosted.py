@@ -10,7 +10,6 @@ import abc
 import email.utils
 import io
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from reelforge.engines.local.context import RenderContext, deadline_after, encod
 from reelforge.errors import (EngineError, Invalid, ReelforgeError, UnsafeUrl,
                               UnsupportedMode)
 from reelforge.media import render
-from reelforge.media.ffmpeg import FFmpeg, find_ffmpeg
+from reelforge.media.ffmpeg import FFmpeg, ffmpeg_for
 from reelforge.media.probe import MediaInfo, inspect_file
 from reelforge.media.render import AudioTrack, planes_of
 from reelforge.media.sniff import sniff_file
@@ -123,8 +122,6 @@ class HostedEngine(Engine):
         self.settings, self.api_key, self.model = settings, api_key, model
         self.base_url = base_url.rstrip("/")
         self.modes = tuple(m for m in self.offers if m in modes)
-        self._ffmpeg: FFmpeg | None = None
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------ what subclasses say
 
@@ -440,10 +437,7 @@ class HostedEngine(Engine):
 
     @property
     def ffmpeg(self) -> FFmpeg:
-        with self._lock:
-            if self._ffmpeg is None:
-                self._ffmpeg = FFmpeg(find_ffmpeg(self.settings.ffmpeg_path))
-            return self._ffmpeg
+        return ffmpeg_for(self.settings.ffmpeg_path)
 
     def _source(self, path: Path) -> SourceVideo:
         """The downloaded file, checked as strictly as an upload."""

@@ -15,6 +15,7 @@ start at 0 and end together: A/V sync holds by construction.
 
 from __future__ import annotations
 
+import re
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,7 @@ def decode_pcm(ffmpeg: FFmpeg, src: Path, out_raw: Path, *, max_seconds: float |
     filters = [f"aresample={SAMPLE_RATE}", "aformat=channel_layouts=stereo"]
     if normalize:  # measured on what is written: stereo, 48 kHz
         filters += ["ebur128=metadata=1",
-                    f"ametadata=mode=print:key=lavfi.r128.I:file='{filter_path(log)}'"]
+                    f"ametadata=mode=print:key=lavfi.r128.I:file={filter_path(log)}"]
     args = [*(["-ss", f"{start:.6f}"] if start else []),
             *(["-t", f"{max_seconds:.6f}"] if max_seconds else []), "-i", str(src),
             "-map", "0:a:0", "-vn", "-af", ",".join(filters), "-ac", str(CHANNELS),
@@ -97,8 +98,6 @@ def _rms(pcm: np.ndarray) -> float:
 
 def _integrated(log: Path) -> float | None:
     """The last integrated loudness (LUFS) ``ametadata`` wrote, or None."""
-    import re
-
     found = re.findall(r"lavfi\.r128\.I=(-?[\d.]+|-inf)", log.read_text()) if log.exists() else []
     if not found or found[-1] == "-inf":
         return None

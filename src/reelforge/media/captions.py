@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .ffmpeg import filter_path
 from .transcript import SENTENCE_END, Word
 
 CAPTION_PRESETS = ("none", "beasty", "karaoke", "mozi")
@@ -461,16 +462,8 @@ def _header(width: int, height: int, look: Look, fs: int, outline: float,
 
 def ass_filter(track: CaptionTrack) -> str:
     """The ffmpeg filter that burns ``track`` in (paths escaped for the filtergraph)."""
-    arg = f"ass=filename={_escape(str(track.path))}"
+    arg = f"ass=filename={filter_path(track.path)}"
     if track.fonts_dir is not None:
-        arg += f":fontsdir={_escape(str(track.fonts_dir))}"
+        arg += f":fontsdir={filter_path(track.fonts_dir)}"
     return arg
 
-
-def _escape(value: str) -> str:
-    """A path as a filter option value: escaped for the option, then for the graph."""
-    for ch in "\\':":
-        value = value.replace(ch, "\\" + ch)
-    for ch in "\\'[],;":
-        value = value.replace(ch, "\\" + ch)
-    return value

@@ -196,8 +196,14 @@ def ffmpeg_for(configured: str = "") -> FFmpeg:
 
 
 def filter_path(path: Any) -> str:
-    """``path`` quoted for a filter option (``file='…'``) inside a filter graph."""
-    return str(path).replace("\\", "/").replace(":", r"\:").replace("'", r"\'")
+    """``path`` as an unquoted filter option value inside a filter graph: escaped for
+    the option (``\\ ' :``), then for the graph (``\\ ' [ ] , ;``)."""
+    value = str(path)
+    for ch in "\\':":
+        value = value.replace(ch, "\\" + ch)
+    for ch in "\\'[],;":
+        value = value.replace(ch, "\\" + ch)
+    return value
 
 
 PIPE_BYTES = 1 << 20  # Linux's default pipe-max-size; the default 64 KiB pipe makes a

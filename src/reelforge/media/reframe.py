@@ -34,7 +34,7 @@ from .analysis import Analysis
 from .caption_overlay import CaptionOverlay
 from .captions import CaptionTrack, ass_filter
 from .faces import FaceTrack
-from .ffmpeg import FFmpeg, Tick
+from .ffmpeg import FFmpeg, Tick, filter_path
 
 CROP, FILL, WHOLE = "crop", "fill", "whole"
 
@@ -289,7 +289,7 @@ def filter_graph(path: CameraPath, out_w: int, out_h: int, cmds: Path | None,
     cam = ""
     if CROP in layouts:
         assert cmds is not None
-        cam = (f"sendcmd=f={_escape(str(cmds))},crop@cam=w={path.crop_w}:h={path.crop_h}:"
+        cam = (f"sendcmd=f={filter_path(cmds)},crop@cam=w={path.crop_w}:h={path.crop_h}:"
                f"x={int(path.xs[0])}:y={int(path.ys[0])},scale={out_w}:{out_h}")
     parts: list[str]
     if layouts == {WHOLE}:
@@ -311,13 +311,6 @@ def filter_graph(path: CameraPath, out_w: int, out_h: int, cmds: Path | None,
         tail = f"[base]{ass_filter(captions) + ',' if captions else ''}format=yuv420p[v]"
     return ";".join(parts + [tail])
 
-
-def _escape(value: str) -> str:
-    for ch in "\\':":
-        value = value.replace(ch, "\\" + ch)
-    for ch in "\\'[],;":
-        value = value.replace(ch, "\\" + ch)
-    return value
 
 
 def render_clip(ffmpeg: FFmpeg, src: Path, out: Path, *, start: float, duration: float,

@@ -350,7 +350,7 @@ def transform_frames(ctx: RenderContext, src: SourceVideo, plan: Transform, widt
     filters: list[str] = []
     if plan.look is not None:
         cube = write_cube(ctx.workdir / "grade.cube", plan.look)
-        filters = ["format=gbrp", f"lut3d=file='{filter_path(cube)}':interp=tetrahedral"]
+        filters = ["format=gbrp", f"lut3d=file={filter_path(cube)}:interp=tetrahedral"]
 
     def frames_out() -> Any:
         for i, rgb in enumerate(decode(ctx.ffmpeg, src, width, height, fps, frames,

@@ -12,6 +12,7 @@ yuv420p buffer, then adds the frame effects (vignette, grain, watermark).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,6 +24,7 @@ import cv2
 import numpy as np
 
 from ..errors import Invalid
+from . import cvpool
 from .ffmpeg import FFmpeg
 from .motion import Viewport
 
@@ -99,21 +101,22 @@ class Framing:
 def find_subject(rgb: np.ndarray) -> Subject:
     """A face if OpenCV's Haar cascade is installed and finds one, else the centre of
     visual interest (spectral-residual saliency and edge energy, centre-weighted)."""
-    h, w = rgb.shape[:2]
-    face = _find_face(_gray_at(rgb, FACE_SIDE))
-    return face or _salient_region(_gray_at(rgb, 480))
+    gray = _gray_at(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), FACE_SIDE)
+    return _find_face(gray) or _salient_region(_gray_at(gray, 480))
 
 
 FACE_SIDE = 720  # faces are looked for at this size (long side)
 FACE_MIN_WEIGHT = 2.0  # cascade confidence below this is mostly false positives
 
 
-def _gray_at(rgb: np.ndarray, side: int) -> np.ndarray:
-    h, w = rgb.shape[:2]
+def _gray_at(gray: np.ndarray, side: int) -> np.ndarray:
+    """``gray`` shrunk to ``side`` pixels on its long side (as it is if smaller)."""
+    h, w = gray.shape
     scale = side / max(h, w)
-    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                       interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    if scale >= 1:
+        return gray
+    return cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
+                      interpolation=cv2.INTER_AREA)
 
 
 def _find_face(gray: np.ndarray) -> Subject | None:
@@ -238,16 +241,22 @@ def compose_canvas(rgb: np.ndarray, framing: Framing, width: int, height: int) -
     return canvas
 
 
+# The canvas is this much larger than the detail the deepest zoom needs, so that every
+# view is a true resize (cheap, see resample_view) rather than a 1:1 sub-pixel warp.
+RESAMPLE_HEADROOM = 1.05
+
+
 def canvas_scale(framing: Framing, src_size: tuple[int, int], out_size: tuple[int, int],
                  max_zoom: float) -> float:
     """How much larger than the output to make the canvas: enough source pixels for
-    the deepest zoom, never more than the source has, never below the output."""
+    the deepest zoom (never more than the source has, never below the output), times
+    ``RESAMPLE_HEADROOM``."""
     (src_w, src_h), (out_w, out_h) = src_size, out_size
     if framing.mode == "crop":
         detail = framing.w / out_w
     else:
         detail = src_w / (framing.w * out_w)
-    return float(min(max(detail, 1.0), max_zoom))
+    return float(min(max(detail, 1.0), max_zoom) * RESAMPLE_HEADROOM)
 
 
 # ---------------------------------------------------------------- colour
@@ -454,6 +463,7 @@ class StillAnimator:
         self.pictures = tuple(p[b:p.shape[0] - b] for p, b in zip(self.planes, bars))
         self._vignette = self._vignette_planes(vignette) if vignette > 0 else None
         self._padded: tuple[Any, tuple[np.ndarray, ...]] | None = None
+        self._held: tuple[Any, tuple[np.ndarray, ...]] | None = None  # see frame()
 
     @classmethod
     def from_frame(cls, buffer: np.ndarray, width: int, height: int,
@@ -501,7 +511,28 @@ class StillAnimator:
         return self._padded[1]
 
     def frame(self, i: int) -> np.ndarray:
-        vp, shift = self.path[i], self.shake[i]
+        view = (self.path[i], self.shake[i])
+        if self._held is not None and self._held[0] == view:
+            for dst, kept in zip(self.pictures, self._held[1]):
+                np.copyto(dst, kept)
+        else:
+            self._resample(*view)
+            # A camera at rest (a static shot, a held end) shows the same view next
+            # frame: keep it clean of grain and hooks, to copy rather than resample.
+            following = i + 1 < len(self.path) and (self.path[i + 1], self.shake[i + 1])
+            self._held = ((view, tuple(p.copy() for p in self.pictures))
+                          if following == view else None)
+        if self.grain is not None:
+            self.grain.apply(self.pictures[0], i)
+        for hook in self.hooks:
+            hook(i, self.planes)
+        if self.overlay is not None:
+            self.overlay.blend(self.planes)
+        return self.buffer
+
+    def _resample(self, vp: Viewport, shift: tuple[float, float]) -> None:
+        """Draw the view ``vp`` (moved by ``shift`` pixels) into the picture planes,
+        vignetted."""
         padded = self._padded_sources()
         for k, (src, dst) in enumerate(zip(self.sources, self.pictures)):
             m = self._matrix(vp, shift, src, dst)
@@ -515,13 +546,6 @@ class StillAnimator:
                     cv2.multiply(dst, gain, dst=dst, scale=1.0 / 255.0)
             if offset is not None:
                 cv2.add(dst, offset, dst=dst)
-        if self.grain is not None:
-            self.grain.apply(self.pictures[0], i)
-        for hook in self.hooks:
-            hook(i, self.planes)
-        if self.overlay is not None:
-            self.overlay.blend(self.planes)
-        return self.buffer
 
     def rgb(self, i: int) -> np.ndarray:
         """Frame ``i`` as an RGB image (for posters and checks)."""
@@ -580,6 +604,7 @@ def x264_args(width: int, height: int, fps: float, out_path: Path, *, preset: st
 
 
 OnFrame = Callable[[int, np.ndarray], None]
+_NO_FRAME = object()
 
 
 def encode_frames(ffmpeg: FFmpeg, frames: Iterable[Any], out_path: Path, *, width: int,
@@ -597,14 +622,21 @@ def encode_frames(ffmpeg: FFmpeg, frames: Iterable[Any], out_path: Path, *, widt
     part = out_path.with_name(out_path.name + ".part")
     args = x264_args(width, height, fps, part, preset=preset, crf=crf, threads=threads,
                      audio=audio, pix_fmt=pix_fmt)
+    frames = iter(frames)
     try:
         with ffmpeg.pipe(args, deadline=deadline) as proc:
-            for i, frame in enumerate(frames, start=1):
-                if on_frame is not None:
-                    on_frame(i - 1, frame)
-                proc.write(frame)
-                if progress is not None and (i % every == 0 or i == total):
-                    progress("rendering", min(1.0, i / total))
+            # The producer's set-up (planning a still, opening a source) runs in the
+            # first next(), while x264 has nothing to do yet and OpenCV may use every
+            # core; after it, x264 keeps the cores busy (see cvpool).
+            first = next(frames, _NO_FRAME)
+            with cvpool.single_threaded():
+                ahead = () if first is _NO_FRAME else (first,)
+                for i, frame in enumerate(itertools.chain(ahead, frames), start=1):
+                    if on_frame is not None:
+                        on_frame(i - 1, frame)
+                    proc.write(frame)
+                    if progress is not None and (i % every == 0 or i == total):
+                        progress("rendering", min(1.0, i / total))
             proc.finish()
         os.replace(part, out_path)
     finally:

@@ -46,10 +46,11 @@ class TemporalSmoother:
         if self.prev is None or self.prev.shape != rgb.shape:
             self.prev = rgb.copy()
             return self.prev
-        diff = cv2.absdiff(rgb, self.prev).max(axis=2)
-        calm = diff < self.tau
+        # calm: every channel within tau of the past (one SIMD pass, not a max over axes)
+        calm = cv2.inRange(cv2.absdiff(rgb, self.prev), (0, 0, 0), (self.tau - 1,) * 3)
         blended = cv2.addWeighted(self.prev, 1.0 - self.alpha, rgb, self.alpha, 0.0)
-        out = np.where(calm[..., None], blended, rgb)
+        out = rgb.copy()
+        cv2.copyTo(blended, calm, out)
         self.prev = out
         return out
 
@@ -84,9 +85,23 @@ def _palette_lut(rgb: np.ndarray, colours: int, seed: int) -> np.ndarray:
     return np.clip(centres[nearest], 0, 255).astype(np.uint8).reshape(32, 32, 32, 3)
 
 
-def _apply_palette(rgb: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    q = rgb >> 3
-    return lut[q[..., 0], q[..., 1], q[..., 2]]
+def _apply_palette(rgb: np.ndarray, packed: np.ndarray) -> np.ndarray:
+    """Each pixel's palette colour, ``lut[r >> 3, g >> 3, b >> 3]`` for the table
+    ``packed`` by ``_packed``: one flat index, one 1-D take (several times faster than
+    indexing three axes)."""
+    r, g, b = cv2.split(rgb)
+    index = (r >> 3).astype(np.int32) << 10
+    index |= (g >> 3).astype(np.int32) << 5
+    index |= b >> 3
+    rgba = np.take(packed, index).view(np.uint8).reshape(*rgb.shape[:2], 4)
+    return cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB)
+
+
+def _packed(lut: np.ndarray) -> np.ndarray:
+    """The (32, 32, 32, 3) table as 32768 uint32 words, RGBX bytes in memory order."""
+    flat = np.zeros((32 * 32 * 32, 4), np.uint8)
+    flat[:, :3] = lut.reshape(-1, 3)
+    return flat.view(np.uint32).reshape(-1)
 
 
 def _texture(width: int, height: int, seed: int, scale: float, strength: float) -> np.ndarray:
@@ -123,7 +138,7 @@ class Stylizer:
         self.kind, self.width, self.height, self.seed = kind, width, height, seed
         self.smoother = TemporalSmoother()
         self.edges = EdgeMemory()
-        self.lut: np.ndarray | None = None
+        self.lut: np.ndarray | None = None  # the palette, packed (see _apply_palette)
         short = min(width, height)
         self.block = max(7, int(short / 60) | 1)
         self._run: Callable[[np.ndarray], np.ndarray] = getattr(self, f"_{kind}")
@@ -142,7 +157,7 @@ class Stylizer:
 
     def _palette(self, rgb: np.ndarray, colours: int) -> np.ndarray:
         if self.lut is None:  # chosen once, from the first frame: no palette flicker
-            self.lut = _palette_lut(rgb, colours, self.seed)
+            self.lut = _packed(_palette_lut(rgb, colours, self.seed))
         return _apply_palette(rgb, self.lut)
 
     def _canvas(self) -> np.ndarray:

@@ -20,7 +20,7 @@ from reelforge.engines.local.image_to_video import (ImageToVideoOptions, RenderR
                                                     load_image, render_still_video)
 from reelforge.engines.registry import build_engines, engine_for
 from reelforge.errors import Invalid, JobCancelled, JobTimedOut, MediaError
-from reelforge.media import render
+from reelforge.media import framing, render
 from reelforge.media.ffmpeg import FFmpeg, find_ffmpeg
 from reelforge.media.looks import LOOKS, grade
 from reelforge.media.motion import CameraMove
@@ -122,19 +122,19 @@ def test_unknown_size_is_invalid() -> None:
 def test_subject_is_found_off_centre() -> None:
     img = np.full((400, 600, 3), 40, np.uint8)
     cv2.circle(img, (450, 120), 40, (250, 240, 200), -1)
-    subject = render.find_subject(img)
+    subject = framing.find_subject(img)
     assert subject.kind in ("face", "saliency")
     assert subject.x > 0.6 and subject.y < 0.45
 
 
 def test_framing_crops_near_aspects_and_fits_far_ones(image: np.ndarray) -> None:
-    subject = render.find_subject(image)
+    subject = framing.find_subject(image)
     h, w = image.shape[:2]
-    crop = render.plan_framing(w, h, 16 / 9, subject)
+    crop = framing.plan_framing(w, h, 16 / 9, subject)
     assert crop.mode == "crop" and crop.w == w and crop.h == pytest.approx(w * 9 / 16)
-    fit = render.plan_framing(w, h, 9 / 16, subject)
+    fit = framing.plan_framing(w, h, 9 / 16, subject)
     assert fit.mode == "fit"
-    canvas = render.compose_canvas(image, fit, 180, 320)
+    canvas = framing.compose_canvas(image, fit, 180, 320)
     assert canvas.shape == (320, 180, 3)
     assert canvas[:40].mean() < image.mean()  # blurred, darkened fill above the image
 

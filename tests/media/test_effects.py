@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from reelforge.errors import UnsupportedMode
-from reelforge.media import render, segment, transitions
+from reelforge.media import framing, render, segment, transitions
 from reelforge.media.composite import Backdrop, Sticker, key_out_border
 from reelforge.media.looks import LOOKS, RELIGHTS, lattice_lut, write_cube
 from reelforge.media.prompt import RESTYLES
@@ -239,15 +239,15 @@ def yuv_frame_sized(value: int, width: int, height: int) -> np.ndarray:
 
 def test_face_framing_on_a_real_photo() -> None:
     img = astronaut()
-    subject = render.find_subject(img)
+    subject = framing.find_subject(img)
     assert subject.kind == "face"
     assert 0.35 < subject.x < 0.52 and 0.15 < subject.y < 0.35  # her face, upper left
     # On a wide canvas with the person on the right, a 9:16 crop follows the face.
     wide = np.full((576, 1024, 3), 90, np.uint8)
     wide[32:544, 480:992] = img
-    found = render.find_subject(wide)
-    framing = render.plan_framing(1024, 576, 9 / 16, found)
-    assert found.kind == "face" and framing.mode == "crop"
+    found = framing.find_subject(wide)
+    plan = framing.plan_framing(1024, 576, 9 / 16, found)
+    assert found.kind == "face" and plan.mode == "crop"
     face_x = found.x * 1024
-    assert framing.x < face_x < framing.x + framing.w
-    assert framing.x > (1024 - framing.w) / 2 + 50  # not the blind centre crop
+    assert plan.x < face_x < plan.x + plan.w
+    assert plan.x > (1024 - plan.w) / 2 + 50  # not the blind centre crop

@@ -21,6 +21,8 @@ import numpy as np
 from ...errors import Invalid, MediaError
 from ...media import render
 from ...media.ffmpeg import FFmpeg
+from ...media.framing import (Framing, Subject, canvas_scale, compose_canvas, find_subject,
+                              plan_framing)
 from ...media.looks import Grain, Look, get_look, grade
 from ...media.motion import CameraMove, Viewport, camera_path, shake_offsets
 from ...media.prompt import parse_prompt
@@ -100,8 +102,8 @@ class RenderResult:
     frames: int
     seconds: float
     move: CameraMove
-    framing: render.Framing
-    subject: render.Subject
+    framing: Framing
+    subject: Subject
 
 
 def load_image(path: Path, needed: tuple[int, int] | None = None,
@@ -141,8 +143,8 @@ class StillPlan:
     animator: render.StillAnimator
     frames: int
     move: CameraMove
-    framing: render.Framing
-    subject: render.Subject
+    framing: Framing
+    subject: Subject
 
 
 def plan_still(image: np.ndarray, *, width: int, height: int, fps: float, seconds: float,
@@ -150,7 +152,7 @@ def plan_still(image: np.ndarray, *, width: int, height: int, fps: float, second
                watermark: str | None = None, letterbox: bool | None = None,
                anchor_to_subject: bool = True, frames: int | None = None,
                pulse: Sequence[float] | None = None, hooks: Sequence[FrameHook] = (),
-               subject: render.Subject | None = None) -> StillPlan:
+               subject: Subject | None = None) -> StillPlan:
     """Frame, grade and scale ``image`` once, and set up the per-frame animator.
 
     ``frames`` overrides ``seconds * fps``; ``pulse`` (one value per frame, >= 0) zooms
@@ -159,8 +161,8 @@ def plan_still(image: np.ndarray, *, width: int, height: int, fps: float, second
     frames = frames if frames is not None else max(1, round(seconds * fps))
     top = _letterbox_bar(width, height, look, letterbox)
     pic_h = height - 2 * top
-    subject = subject or render.find_subject(image)
-    framing = render.plan_framing(image.shape[1], image.shape[0], width / pic_h, subject)
+    subject = subject or find_subject(image)
+    framing = plan_framing(image.shape[1], image.shape[0], width / pic_h, subject)
     if anchor_to_subject:
         move = move.with_anchor(*framing.anchor)
     path = camera_path(move, frames)
@@ -169,9 +171,8 @@ def plan_still(image: np.ndarray, *, width: int, height: int, fps: float, second
     shake_px = look.shake * height
     margin = 1.0 + (2.5 * shake_px / min(width, pic_h) if shake_px else 0.0)
     zoom = max(vp.scale for vp in path) * margin
-    k = render.canvas_scale(framing, (image.shape[1], image.shape[0]), (width, pic_h), zoom)
-    canvas = render.compose_canvas(image, framing, render.even(width * k),
-                                   render.even(pic_h * k))
+    k = canvas_scale(framing, (image.shape[1], image.shape[0]), (width, pic_h), zoom)
+    canvas = compose_canvas(image, framing, render.even(width * k), render.even(pic_h * k))
     animator = render.StillAnimator(
         grade(canvas, look), width, height, path, top=top,
         shake=shake_offsets(frames, fps, seed, shake_px), vignette=look.vignette,

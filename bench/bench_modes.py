@@ -10,7 +10,8 @@ For each case this times, on this machine, in the same run:
             decode + encode of the same source (ffmpeg, no filters)
 
 and prints render / baseline. Then the peak RSS of a 1080p image_to_video render from a
-24-megapixel photo, in a child process. Run: ``python bench/bench_modes.py [--quick]``.
+24-megapixel photo, in a child process. Run: ``python bench/bench_modes.py [--quick]``;
+``--looks --only look`` renders each of the eight looks at 720p30 and 1080p30 instead.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from reelforge.core.options import normalize_options  # noqa: E402
 from reelforge.engines.base import JobSpec  # noqa: E402
 from reelforge.engines.local import LocalEngine  # noqa: E402
 from reelforge.media.ffmpeg import FFmpeg, find_ffmpeg  # noqa: E402
+from reelforge.media.looks import LOOKS  # noqa: E402
 from reelforge.media import render as render_module  # noqa: E402
 from reelforge.media.render import encode_frames  # noqa: E402
 
@@ -143,6 +145,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds of render + baseline per case (median reported)")
+    parser.add_argument("--looks", action="store_true", help="also render image_to_video "
+                        "in each of the eight looks (its own camera move) at 720p30 and "
+                        "1080p30: the 'any look' target")
     parser.add_argument("--only", default="", help="run only the cases whose label has "
                         "this text (e.g. 'reel'); skips the MoviePy and memory figures")
     args = parser.parse_args()
@@ -193,6 +198,10 @@ def main() -> int:
             ("extend 10s + 5s 720p30", "extend", {"duration": 5, "quality": "720p"},
              {"video": source}),
         ]
+        if args.looks:
+            cases += [(f"look {name} {quality}30 5s", "image_to_video",
+                       {"quality": quality, "fps": 30, "style": name}, {"image": photos[0]})
+                      for quality in ("720p", "1080p") for name in LOOKS]
         render(engine, "image_to_video", {"duration": 5}, {"image": photos[0]},
                tmp / "warm-up")  # first-use costs (imports, cascades) out of the figures
         for label, mode, raw, inputs in cases:

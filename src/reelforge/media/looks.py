@@ -115,10 +115,11 @@ def grade(rgb: np.ndarray, look: Look) -> np.ndarray:
     if any(look.shadow_tint) or any(look.highlight_tint):
         code = cv2.convertScaleAbs(luma, alpha=255.0)  # luma is >= 0 here
         cv2.add(out, cv2.LUT(cv2.merge([code, code, code]), _split_tone_table(look)), dst=out)
-    if look.glow > 0:
-        _glow(out, luma, look.glow)
     np.maximum(out, 0.0, out=out)
-    return cv2.convertScaleAbs(out, alpha=255.0)  # x 255, rounded, saturated at 255
+    graded = cv2.convertScaleAbs(out, alpha=255.0)  # x 255, rounded, saturated at 255
+    if look.glow > 0:
+        _glow(graded, luma, look.glow)
+    return graded
 
 
 def _split_tone_table(look: Look) -> np.ndarray:
@@ -130,24 +131,21 @@ def _split_tone_table(look: Look) -> np.ndarray:
     return table.reshape(256, 1, 3)
 
 
-def _glow(out: np.ndarray, luma: np.ndarray, strength: float) -> None:
-    """Screen-blend a wide blur of the highlights back over the image (bloom), in place:
-    ``1 - (1 - out)(1 - bright)``, with ``1 - bright`` made at a quarter size (the
-    upscale is linear, so it commutes) and every full-size step done in place."""
+def _glow(rgb: np.ndarray, luma: np.ndarray, strength: float) -> None:
+    """Screen-blend a wide blur of the highlights back over ``rgb`` (uint8, in place):
+    ``1 - (1 - rgb)(1 - bright)``. The blur is made at a quarter size; the full-size
+    steps are uint8 passes (a quarter of the memory traffic of float ones)."""
     h, w = luma.shape
-    small_w, small_h = max(8, w // 4), max(8, h // 4)
-    mask = luma * 2.0
-    mask -= 1.0
-    np.clip(mask, 0.0, 1.0, out=mask)
-    # OpenCV's multiply: numpy's broadcast of (h, w, 3) by (h, w, 1) is ten times slower.
-    highlights = cv2.multiply(out, cv2.merge([mask, mask, mask]))
-    bright = cv2.resize(highlights, (small_w, small_h), interpolation=cv2.INTER_AREA)
-    sigma = 0.015 * (small_w ** 2 + small_h ** 2) ** 0.5
-    dim = 1.0 - strength * cv2.GaussianBlur(bright, (0, 0), sigma)
-    np.clip(out, 0.0, 1.0, out=out)
-    np.subtract(1.0, out, out=out)
-    out *= cv2.resize(dim, (w, h), interpolation=cv2.INTER_LINEAR)
-    np.subtract(1.0, out, out=out)
+    small = (max(8, w // 4), max(8, h // 4))
+    mask = cv2.convertScaleAbs(np.maximum(luma - 0.5, 0.0), alpha=510.0)  # 0.5..1 -> 0..255
+    highlights = cv2.multiply(rgb, cv2.merge([mask, mask, mask]), scale=1.0 / 255.0)
+    bright = cv2.resize(highlights, small, interpolation=cv2.INTER_AREA).astype(np.float32)
+    sigma = 0.015 * (small[0] ** 2 + small[1] ** 2) ** 0.5
+    dim = 255.0 - strength * cv2.GaussianBlur(bright, (0, 0), sigma)  # 255 (1 - bright)
+    dim = cv2.resize(cv2.convertScaleAbs(dim), (w, h), interpolation=cv2.INTER_LINEAR)
+    cv2.bitwise_not(rgb, dst=rgb)  # 255 - rgb
+    cv2.multiply(rgb, dim, dst=rgb, scale=1.0 / 255.0)
+    cv2.bitwise_not(rgb, dst=rgb)
 
 
 def vignette_mask(width: int, height: int, strength: float) -> np.ndarray:

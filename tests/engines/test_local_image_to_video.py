@@ -17,7 +17,8 @@ from reelforge.config import Settings
 from reelforge.engines.base import Capabilities, Engine, JobSpec
 from reelforge.engines.local import LocalEngine
 from reelforge.engines.local.image_to_video import (ImageToVideoOptions, RenderResult,
-                                                    load_image, render_still_video)
+                                                    load_image, plan_still,
+                                                    render_still_video)
 from reelforge.engines.registry import build_engines, engine_for
 from reelforge.errors import Invalid, JobCancelled, JobTimedOut, MediaError
 from reelforge.media import framing, render
@@ -165,6 +166,22 @@ def test_frame_effects(image: np.ndarray, ffmpeg: FFmpeg, tmp_path: Path) -> Non
     centre = lambda x: x[80:100, 150:170].mean()  # noqa: E731
     assert corners(b) / centre(b) < corners(a) / centre(a)  # vignette
     assert b[-30:, -110:].max() > 200 > a[-30:, -110:].max()  # white watermark text
+
+
+def test_static_shot_holds_its_view_and_keeps_its_grain(image: np.ndarray) -> None:
+    still = CameraMove(kind="static")
+    clean = plan_still(image, width=W, height=H, fps=FPS, seconds=1, look="corporate",
+                       move=still).animator
+    first = clean.frame(0).copy()
+    assert clean._held is not None  # the view is kept, not resampled, for what follows
+    assert all(np.array_equal(clean.frame(i), first) for i in range(1, len(clean)))
+    grainy = plan_still(image, width=W, height=H, fps=FPS, seconds=1, look="vintage",
+                        move=still).animator
+    a, b = grainy.frame(0).copy(), grainy.frame(1).copy()
+    assert grainy._held is not None
+    y = slice(0, W * H)
+    assert not np.array_equal(a[y], b[y])  # grain changes every frame
+    assert np.abs(a[y].astype(int) - b[y].astype(int)).mean() < 12  # over the same view
 
 
 def test_cinematic_letterboxes_landscape_only(image: np.ndarray, ffmpeg: FFmpeg,

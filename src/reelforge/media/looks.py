@@ -105,7 +105,8 @@ def grade(rgb: np.ndarray, look: Look) -> np.ndarray:
     Each step is one OpenCV pass over the image: the tone curve as a table lookup,
     saturation as a 3x3 colour matrix (it keeps the luma), split toning as a table
     indexed by the luma's 8-bit code (the tint moves smoothly with the luma, so 256
-    steps are exact to a tenth of a code value)."""
+    steps are exact to a tenth of a code value); the glow then works on the uint8
+    result (``_glow``)."""
     out = cv2.LUT(rgb, tone_lut(look).reshape(256, 1, 3))  # float32, 0..1
     luma = cv2.transform(out, _LUMA[None, :])
     if look.saturation != 1.0:

@@ -205,7 +205,7 @@ def canvas_scale(framing: Framing, src_size: tuple[int, int], out_size: tuple[in
     """How much larger than the output to make the canvas: enough source pixels for
     the deepest zoom (never more than the source has, never below the output), times
     ``RESAMPLE_HEADROOM``."""
-    (src_w, src_h), (out_w, out_h) = src_size, out_size
+    src_w, out_w = src_size[0], out_size[0]
     if framing.mode == "crop":
         detail = framing.w / out_w
     else:

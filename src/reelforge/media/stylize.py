@@ -34,6 +34,9 @@ DESCRIPTIONS = {
 }
 
 
+GRAPHITE = np.array([50, 52, 60], np.float32)  # the sketch's darkest line colour
+
+
 class TemporalSmoother:
     """Average each pixel with its past while it stays within ``tau`` of it (noise);
     let it change at once when it moves further (motion)."""
@@ -161,7 +164,9 @@ class Stylizer:
         self.canvas = self._canvas() if kind == "oil_paint" else None
         self.screen = self._halftone() if kind == "comic" else None
         self.vignette = None
-        self.sketch_span: np.ndarray | None = None
+        # sketch: the paper's colour above the graphite's, per pixel
+        self.sketch_span = (np.array([250, 246, 236], np.float32) * self.paper - GRAPHITE
+                            if kind == "sketch" else None)
         if kind == "noir":
             from .looks import vignette_mask
 
@@ -209,11 +214,9 @@ class Stylizer:
         tone = 1.0 - np.clip(lines * 1.6, 0.0, 1.0)
         shade = cv2.GaussianBlur(gray, (0, 0), sigma * 2).astype(np.float32) / 255.0
         value = tone * (0.82 + 0.18 * shade)
-        graphite = np.array([50, 52, 60], np.float32)
-        if self.sketch_span is None:  # the paper's colour above the graphite's, per pixel
-            self.sketch_span = np.array([250, 246, 236], np.float32) * self.paper - graphite
+        assert self.sketch_span is not None
         out = self.sketch_span * _three(value)
-        out += graphite
+        out += GRAPHITE
         return _to_uint8(out)
 
     def _watercolor(self, rgb: np.ndarray) -> np.ndarray:

@@ -370,13 +370,18 @@ class FFmpegProcess:
             fields = {}
         self._check_deadline()
 
-    def finish(self) -> None:
-        """Close stdin, wait for ffmpeg to end, and raise if it failed."""
+    def end_input(self) -> None:
+        """Close stdin: ffmpeg sees the end of its input and finishes in its own time
+        (``finish`` waits for it)."""
         if self._proc.stdin is not None and not self._proc.stdin.closed:
             try:
                 self._proc.stdin.close()
             except BrokenPipeError:
                 pass
+
+    def finish(self) -> None:
+        """Close stdin, wait for ffmpeg to end, and raise if it failed."""
+        self.end_input()
         # No timeout here: the watchdog kills ffmpeg at the deadline (and a timed wait
         # polls, finishing up to 50 ms late).
         self._proc.wait()

@@ -420,13 +420,16 @@ def encode_frames(ffmpeg: FFmpeg, frames: Iterable[Any], out_path: Path, *, widt
                   height: int, fps: float, total: int, preset: str = "veryfast", crf: int = 20,
                   threads: int = 0, progress: Any = None, deadline: float | None = None,
                   every: int = 6, audio: AudioTrack | None = None, pix_fmt: str = "yuv420p",
-                  on_frame: OnFrame | None = None) -> Path:
+                  on_frame: OnFrame | None = None, on_end: Callable[[], Any] | None = None
+                  ) -> Path:
     """Pipe raw frames into libx264 and write ``out_path`` (atomically: a failed or
     cancelled encode leaves no file). ``progress("rendering", fraction)`` is called
     every ``every`` frames and may raise to stop; ffmpeg is killed before it propagates.
     ``on_frame(i, frame)`` sees each frame (0-based) before it is written, e.g. to keep
-    thumbnails. x264 output is deterministic for the same frames, settings and thread
-    count; pass ``threads`` to make bytes identical across machines with different cores."""
+    thumbnails; ``on_end()`` runs once the last frame is written, while x264 encodes
+    the frames it still holds (e.g. to write the thumbnails). x264 output is
+    deterministic for the same frames, settings and thread count; pass ``threads`` to
+    make bytes identical across machines with different cores."""
     out_path = Path(out_path)
     part = out_path.with_name(out_path.name + ".part")
     args = x264_args(width, height, fps, part, preset=preset, crf=crf, threads=threads,
@@ -446,6 +449,9 @@ def encode_frames(ffmpeg: FFmpeg, frames: Iterable[Any], out_path: Path, *, widt
                     proc.write(frame)
                     if progress is not None and (i % every == 0 or i == total):
                         progress("rendering", min(1.0, i / total))
+            proc.end_input()
+            if on_end is not None:
+                on_end()
             proc.finish()
         os.replace(part, out_path)
     finally:

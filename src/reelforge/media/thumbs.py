@@ -2,7 +2,8 @@
 
 ``Thumbnails(total, width, height)`` is handed to ``encode_frames(on_frame=...)``: it
 keeps the middle frame at full size (the poster) and ``count`` evenly spaced frames as
-small tiles, then ``write`` saves the poster JPEG and one spritesheet JPEG (tiles in
+small tiles, then ``write`` (as ``on_end``, while x264 finishes) saves the poster JPEG
+and one spritesheet JPEG (tiles in
 rows of ``columns``, left to right, top to bottom) and returns the sheet's layout, so a
 player can show the tile for any time: tile ``k`` covers ``k * interval`` seconds on.
 """
@@ -52,6 +53,7 @@ class Thumbnails:
         self.poster_index = total // 2 if poster_index is None else poster_index
         self.tiles: dict[int, np.ndarray] = {}
         self.poster: np.ndarray | None = None
+        self.layout: SpriteLayout | None = None  # once written
 
     def __call__(self, index: int, frame: np.ndarray) -> None:
         if index == self.poster_index:
@@ -74,7 +76,8 @@ class Thumbnails:
         return yuv_to_rgb(np.dstack(small))
 
     def write(self, poster_path: Path, sprite_path: Path) -> SpriteLayout:
-        """Save both JPEGs; tiles never seen (a short source) repeat the last one."""
+        """Save both JPEGs; tiles never seen (a short source) repeat the last one.
+        Returns the sheet's layout (also kept as ``layout``)."""
         from PIL import Image
 
         if self.poster is None:  # fewer frames than planned: the last tile will do
@@ -83,9 +86,10 @@ class Thumbnails:
             self.poster = cv2.resize(self.poster, (self.width, self.height))
         Image.fromarray(self.poster).save(poster_path, "JPEG", quality=POSTER_QUALITY,
                                           optimize=True)
-        return write_sheet(sprite_path, [self.tiles.get(k) for k in range(self.count)],
-                           self.columns, self.tile_w, self.tile_h,
-                           round(self.total / self.count / self.fps, 4))
+        self.layout = write_sheet(sprite_path, [self.tiles.get(k) for k in range(self.count)],
+                                  self.columns, self.tile_w, self.tile_h,
+                                  round(self.total / self.count / self.fps, 4))
+        return self.layout
 
 
 def write_sheet(path: Path, tiles: list[np.ndarray | None], columns: int, tile_w: int,

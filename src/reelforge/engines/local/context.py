@@ -9,6 +9,7 @@ H.264, yuv420p, BT.709, faststart), ``poster`` (JPEG) and ``spritesheet`` (JPEG)
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -101,13 +102,15 @@ def encode(ctx: RenderContext, frames: Iterable[Any], *, width: int, height: int
             written += 1
             yield frame
 
+    poster, sheet = ctx.workdir / f"{name}.jpg", ctx.workdir / f"{name}-sprites.jpg"
     video = render.encode_frames(
         ctx.ffmpeg, counted(), ctx.workdir / f"{name}.mp4", width=width, height=height, fps=fps,
         total=total, preset=ctx.preset, threads=ctx.threads, progress=ctx.progress,
-        deadline=ctx.deadline, audio=audio, pix_fmt=pix_fmt, on_frame=thumbs)
-    poster, sheet = ctx.workdir / f"{name}.jpg", ctx.workdir / f"{name}-sprites.jpg"
-    layout = thumbs.write(poster, sheet)
-    return Rendered(video, poster, sheet, layout, width, height, fps, written, dict(meta or {}))
+        deadline=ctx.deadline, audio=audio, pix_fmt=pix_fmt, on_frame=thumbs,
+        on_end=functools.partial(thumbs.write, poster, sheet))
+    assert thumbs.layout is not None
+    return Rendered(video, poster, sheet, thumbs.layout, width, height, fps, written,
+                    dict(meta or {}))
 
 
 def need(inputs: dict[str, Any], name: str, mode: str) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ...config import Settings
 from ...errors import UnsupportedMode
+from ...media import heap
 from ...media.ffmpeg import FFmpeg, ffmpeg_for
 from ..base import Artifact, Capabilities, Engine, JobSpec, Progress
 from ..registry import register
@@ -66,6 +67,7 @@ class LocalEngine(Engine):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        heap.keep_freed_memory()  # renders reuse each other's freed buffers
 
     @property
     def ffmpeg(self) -> FFmpeg:

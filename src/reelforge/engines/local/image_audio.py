@@ -11,6 +11,7 @@ audio spans (see ``media/audio.py``), so the two stay in sync.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import Any
 
@@ -68,8 +69,8 @@ def run_image_audio(ctx: RenderContext, spec: JobSpec, inputs: dict[str, Any]
         hooks.append(CaptionTrack(cues, width, height, fps, bottom_margin=strip_top + 4))
     params = parse_prompt(opts.get("prompt") or "", style, seed)
     move = replace(params.move, intensity=min(params.move.intensity, SLOW), easing="gentle")
-    image = load_image(image_path, needed=(width * 2, height * 2),
-                       max_pixels=ctx.settings.limits.max_image_pixels)
+    image = functools.partial(load_image, image_path, needed=(width * 2, height * 2),
+                              max_pixels=ctx.settings.limits.max_image_pixels)
     ctx.progress("analyzing", 0.8)
     letterbox = opts.get("letterbox", False)  # bars would crowd captions and the strip
     result = render_still_video(

@@ -11,7 +11,8 @@ and the outputs are the video, its poster and a thumbnail spritesheet.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,7 +191,8 @@ def pulsed(vp: Viewport, amount: float) -> Viewport:
                     min(0.5 + slack, max(0.5 - slack, vp.cy)))
 
 
-def render_still_video(image: np.ndarray, out_dir: Path, *, width: int, height: int,
+def render_still_video(image: np.ndarray | Callable[[], np.ndarray], out_dir: Path, *,
+                       width: int, height: int,
                        fps: float, seconds: float, look: Look | str, move: CameraMove,
                        ffmpeg: FFmpeg, seed: int = 0, watermark: str | None = None,
                        letterbox: bool | None = None, preset: str = "veryfast", crf: int = 20,
@@ -199,18 +201,20 @@ def render_still_video(image: np.ndarray, out_dir: Path, *, width: int, height: 
                        name: str = "video", frames: int | None = None,
                        pulse: Sequence[float] | None = None, hooks: Sequence[FrameHook] = (),
                        audio: AudioTrack | None = None) -> RenderResult:
-    """Render ``image`` (RGB uint8) to ``out_dir/<name>.mp4``, the poster ``<name>.jpg``
-    (the middle frame) and the spritesheet ``<name>-sprites.jpg``. ``progress`` may
-    raise to stop the render. See ``plan_still`` for ``frames``, ``pulse``, ``hooks``."""
+    """Render ``image`` (RGB uint8, or a function that loads it) to
+    ``out_dir/<name>.mp4``, the poster ``<name>.jpg`` (the middle frame) and the
+    spritesheet ``<name>-sprites.jpg``. ``progress`` may raise to stop the render. See
+    ``plan_still`` for ``frames``, ``pulse``, ``hooks``."""
     total = frames if frames is not None else max(1, round(seconds * fps))
     planned: list[StillPlan] = []
 
     def animated() -> Iterator[np.ndarray]:
-        # Planned on the first frame asked for, so ffmpeg starts while this runs.
+        # Loaded and planned on the first frame asked for, so ffmpeg starts meanwhile.
         if progress is not None:
             progress("analyzing", 0.0)
         planned.append(plan_still(
-            image, width=width, height=height, fps=fps, seconds=seconds, look=look,
+            image() if callable(image) else image, width=width, height=height, fps=fps,
+            seconds=seconds, look=look,
             move=move, seed=seed, watermark=watermark, letterbox=letterbox,
             anchor_to_subject=anchor_to_subject, frames=total, pulse=pulse, hooks=hooks))
         if progress is not None:
@@ -219,13 +223,14 @@ def render_still_video(image: np.ndarray, out_dir: Path, *, width: int, height: 
 
     out_dir.mkdir(parents=True, exist_ok=True)
     thumbs = Thumbnails(total, width, height, fps)
+    poster, sheet = out_dir / f"{name}.jpg", out_dir / f"{name}-sprites.jpg"
     video = render.encode_frames(ffmpeg, animated(), out_dir / f"{name}.mp4", width=width,
                                  height=height, fps=fps, total=total, preset=preset,
                                  crf=crf, threads=threads, progress=progress,
-                                 deadline=deadline, audio=audio, on_frame=thumbs)
-    plan = planned[0]
-    poster, sheet = out_dir / f"{name}.jpg", out_dir / f"{name}-sprites.jpg"
-    layout = thumbs.write(poster, sheet)
+                                 deadline=deadline, audio=audio, on_frame=thumbs,
+                                 on_end=functools.partial(thumbs.write, poster, sheet))
+    plan, layout = planned[0], thumbs.layout
+    assert layout is not None
     return RenderResult(video=video, poster=poster, spritesheet=sheet, sprites=layout,
                         width=width, height=height, fps=fps, frames=plan.frames,
                         seconds=plan.frames / fps, move=plan.move, framing=plan.framing,
@@ -250,8 +255,8 @@ def run_image_to_video(ctx: RenderContext, spec: JobSpec, inputs: dict[str, Any]
     opts = ImageToVideoOptions.parse(spec.options, seed=spec.seed)
     image_path = need(inputs, "image", "image_to_video")
     width, height = ctx.output_size(opts.quality, opts.aspect_ratio)
-    image = load_image(image_path, needed=(width * 2, height * 2),
-                       max_pixels=ctx.settings.limits.max_image_pixels)
+    image = functools.partial(load_image, image_path, needed=(width * 2, height * 2),
+                              max_pixels=ctx.settings.limits.max_image_pixels)
     params = parse_prompt(opts.prompt, opts.style, opts.seed)
     result = render_still_video(
         image, ctx.workdir, width=width, height=height, fps=opts.fps, seconds=opts.duration,

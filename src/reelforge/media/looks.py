@@ -109,7 +109,7 @@ def grade(rgb: np.ndarray, look: Look) -> np.ndarray:
     result: 1 - (1 - graded)(1 - glow)."""
     h, w = rgb.shape[:2]
     out = np.empty_like(rgb)
-    cut = h // 4 * 2 if h * w >= _STRIP_PIXELS else h  # even, for the chroma planes
+    cut = h // 2 if h * w >= _STRIP_PIXELS else h  # where the lower strip starts
     with ThreadPoolExecutor(2) as pool:
         glow = pool.submit(_glow_layer, rgb, look) if look.glow > 0 else None
         lower = pool.submit(_grade_pixels, rgb[cut:], look, out[cut:]) if cut < h else None

@@ -2,10 +2,10 @@
 
 ``Thumbnails(total, width, height)`` is handed to ``encode_frames(on_frame=...)``: it
 keeps the middle frame at full size (the poster) and ``count`` evenly spaced frames as
-small tiles, then ``write`` (as ``on_end``, while x264 finishes) saves the poster JPEG
-and one spritesheet JPEG (tiles in
-rows of ``columns``, left to right, top to bottom) and returns the sheet's layout, so a
-player can show the tile for any time: tile ``k`` covers ``k * interval`` seconds on.
+small tiles, then ``write`` (given as ``on_end``: it runs while x264 finishes) saves the
+poster JPEG and one spritesheet JPEG (tiles in rows of ``columns``, left to right, top to
+bottom) and returns the sheet's layout, so a player can show the tile for any time:
+tile ``k`` covers ``k * interval`` seconds on.
 """
 
 from __future__ import annotations

@@ -192,8 +192,8 @@ def pulsed(vp: Viewport, amount: float) -> Viewport:
 
 
 def render_still_video(image: np.ndarray | Callable[[], np.ndarray], out_dir: Path, *,
-                       width: int, height: int,
-                       fps: float, seconds: float, look: Look | str, move: CameraMove,
+                       width: int, height: int, fps: float, seconds: float,
+                       look: Look | str, move: CameraMove,
                        ffmpeg: FFmpeg, seed: int = 0, watermark: str | None = None,
                        letterbox: bool | None = None, preset: str = "veryfast", crf: int = 20,
                        threads: int = 0, progress: Progress | None = None,
@@ -214,9 +214,9 @@ def render_still_video(image: np.ndarray | Callable[[], np.ndarray], out_dir: Pa
             progress("analyzing", 0.0)
         planned.append(plan_still(
             image() if callable(image) else image, width=width, height=height, fps=fps,
-            seconds=seconds, look=look,
-            move=move, seed=seed, watermark=watermark, letterbox=letterbox,
-            anchor_to_subject=anchor_to_subject, frames=total, pulse=pulse, hooks=hooks))
+            seconds=seconds, look=look, move=move, seed=seed, watermark=watermark,
+            letterbox=letterbox, anchor_to_subject=anchor_to_subject, frames=total,
+            pulse=pulse, hooks=hooks))
         if progress is not None:
             progress("analyzing", 1.0)
         yield from planned[0].animator

@@ -13,12 +13,11 @@ to libx264, so ffmpeg does no conversion at all.
 from __future__ import annotations
 
 import itertools
-import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -197,53 +196,86 @@ VIEW_TRIES = 96
 _SKIPS = np.arange(VIEW_TRIES, dtype=np.float64) + 0.5
 
 
-def _fit_offset(scale: float, offset: float) -> tuple[int, int] | None:
-    """Integers (skip, start) with ``(skip + 0.5) * scale - 0.5 + start`` within
-    ``VIEW_TOLERANCE`` of ``offset``: the fewest leading output pixels to drop."""
-    want = offset + 0.5 - _SKIPS * scale
-    near = np.flatnonzero(np.abs(want - np.rint(want)) <= VIEW_TOLERANCE)
-    if not len(near):
-        return None
-    skip = int(near[0])
-    return skip, int(np.rint(want[skip]))
+class ViewFit(NamedTuple):
+    """One view drawn as ``cv2.resize`` of a region (see ``fit_views``): the source
+    rows ``y0:y0 + rh`` and columns ``x0:x0 + rw`` scaled by ``fx``, ``fy``, less
+    the first ``skip_y`` rows and ``skip_x`` columns of the result."""
+
+    x0: int
+    y0: int
+    rw: int
+    rh: int
+    fx: float
+    fy: float
+    skip_x: int
+    skip_y: int
 
 
-def resample_view(src: np.ndarray, m: np.ndarray, dst: np.ndarray,
-                  gain: np.ndarray | None = None) -> bool:
-    """Fill ``dst`` with the view ``m`` (output pixel -> ``src`` pixel, scale and offset
-    only) of ``src``, bilinear, as ``cv2.resize`` of a region: about 1.7x cheaper than
-    ``cv2.warpAffine``, whose per-pixel coordinates a pure zoom and pan do not need.
+def _fit_offsets(scale: np.ndarray, offset: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per view, integers (skip, start) with ``(skip + 0.5) * scale - 0.5 + start``
+    within ``VIEW_TOLERANCE`` of ``offset`` (the fewest leading output pixels to
+    drop), and whether there are such integers."""
+    want = (offset + 0.5)[:, None] - _SKIPS[None, :] * scale[:, None]
+    near = np.abs(want - np.rint(want)) <= VIEW_TOLERANCE
+    skip = near.argmax(axis=1)
+    return skip, np.rint(want[np.arange(len(want)), skip]), near.any(axis=1)
+
+
+def fit_views(ms: np.ndarray, src_shape: tuple[int, ...], dst_shape: tuple[int, ...]
+              ) -> list[ViewFit | None]:
+    """How to draw each view ``ms[i]`` (output pixel -> source pixel, scale and offset
+    only) of a ``src_shape`` plane into a ``dst_shape`` one as ``cv2.resize`` of a
+    region: about 1.7x cheaper than ``cv2.warpAffine``, whose per-pixel coordinates a
+    pure zoom and pan do not need. Worked out for a whole camera path at once.
 
     ``resize`` maps output pixel ``x`` of a region that starts at whole pixel ``start``
     to ``(x + 0.5) * scale - 0.5 + start``, so on its own it could only place the view
     to a whole source pixel. Dropping the first ``skip`` output columns (rows) shifts
     that by ``skip * scale``, whose fractional parts, for a scale that is not a simple
-    fraction, come within ``VIEW_TOLERANCE`` of any offset after a few steps. False
-    (the caller warps) when no such skip is found or the region would leave ``src``.
-    With ``gain`` (uint8, 255 = 1), the view is multiplied by it on its way into
-    ``dst``."""
-    sx, ox, sy, oy = float(m[0, 0]), float(m[0, 2]), float(m[1, 1]), float(m[1, 2])
-    fit_x, fit_y = _fit_offset(sx, ox), _fit_offset(sy, oy)
-    if fit_x is None or fit_y is None or m[0, 1] or m[1, 0]:
-        return False
-    (skip_x, x0), (skip_y, y0) = fit_x, fit_y
+    fraction, come within ``VIEW_TOLERANCE`` of any offset after a few steps. None (the
+    caller warps) where no such skip is found, the region would leave the source, or
+    the scale is 1 (resize would only copy the region)."""
+    sx, ox, sy, oy = ms[:, 0, 0], ms[:, 0, 2], ms[:, 1, 1], ms[:, 1, 2]
+    skip_x, x0, found_x = _fit_offsets(sx, ox)
+    skip_y, y0, found_y = _fit_offsets(sy, oy)
+    out_h, out_w = dst_shape[:2]
+    rw = np.ceil((skip_x + out_w) * sx) + 2
+    rh = np.ceil((skip_y + out_h) * sy) + 2
+    usable = (found_x & found_y & (ms[:, 0, 1] == 0) & (ms[:, 1, 0] == 0)
+              & (x0 >= 0) & (y0 >= 0) & (x0 + rw <= src_shape[1]) & (y0 + rh <= src_shape[0])
+              & ~((np.rint(rw / sx) == rw) & (np.rint(rh / sy) == rh)))
+    return [ViewFit(int(x0[i]), int(y0[i]), int(rw[i]), int(rh[i]), 1.0 / float(sx[i]),
+                    1.0 / float(sy[i]), int(skip_x[i]), int(skip_y[i])) if usable[i] else None
+            for i in range(len(ms))]
+
+
+def draw_view(src: np.ndarray, fit: ViewFit, dst: np.ndarray,
+              gain: np.ndarray | None = None) -> bool:
+    """Fill ``dst`` with the view ``fit`` of ``src``, bilinear; with ``gain`` (uint8,
+    255 = 1), multiplied by it on its way into ``dst``. False (the caller warps) if
+    resize rounded the region to too few pixels."""
+    out = cv2.resize(src[fit.y0:fit.y0 + fit.rh, fit.x0:fit.x0 + fit.rw], None,
+                     fx=fit.fx, fy=fit.fy, interpolation=cv2.INTER_LINEAR)
     out_h, out_w = dst.shape[:2]
-    rw = math.ceil((skip_x + out_w) * sx) + 2
-    rh = math.ceil((skip_y + out_h) * sy) + 2
-    if x0 < 0 or y0 < 0 or x0 + rw > src.shape[1] or y0 + rh > src.shape[0]:
+    if out.shape[0] < fit.skip_y + out_h or out.shape[1] < fit.skip_x + out_w:
         return False
-    if round(rw / sx) == rw and round(rh / sy) == rh:
-        return False  # resize would see no change of size and only copy the region
-    out = cv2.resize(src[y0:y0 + rh, x0:x0 + rw], None, fx=1.0 / sx, fy=1.0 / sy,
-                     interpolation=cv2.INTER_LINEAR)
-    if out.shape[0] < skip_y + out_h or out.shape[1] < skip_x + out_w:
-        return False
-    view = out[skip_y:skip_y + out_h, skip_x:skip_x + out_w]
+    view = out[fit.skip_y:fit.skip_y + out_h, fit.skip_x:fit.skip_x + out_w]
     if gain is None:
         np.copyto(dst, view)
     else:
         cv2.multiply(view, gain, dst=dst, scale=1.0 / 255.0)
     return True
+
+
+@dataclass(frozen=True)
+class _Views:
+    """A ``StillAnimator``'s padded planes and each frame's view of each plane."""
+
+    sources: tuple[np.ndarray, ...]
+    padded: tuple[np.ndarray, ...]
+    matrices: tuple[np.ndarray, ...]  # per plane, (frames, 2, 3)
+    fits: tuple[list[ViewFit | None], ...]  # per plane, per frame
 
 
 class StillAnimator:
@@ -275,7 +307,7 @@ class StillAnimator:
         bars = (top, top // 2, top // 2)
         self.pictures = tuple(p[b:p.shape[0] - b] for p, b in zip(self.planes, bars))
         self._vignette = self._vignette_planes(vignette) if vignette > 0 else None
-        self._padded: tuple[Any, tuple[np.ndarray, ...]] | None = None
+        self._prepared: _Views | None = None
         self._held: tuple[Any, tuple[np.ndarray, ...]] | None = None  # see frame()
 
     @classmethod
@@ -301,27 +333,39 @@ class StillAnimator:
         gain, offset = vignette_yuv(self.width, pic_h, strength)
         return list(zip(planes_of(gain, self.width, pic_h), planes_of(offset, self.width, pic_h)))
 
-    def _matrix(self, vp: Viewport, shift: tuple[float, float], src: np.ndarray,
-                dst: np.ndarray) -> np.ndarray:
-        """Output pixel -> canvas pixel, for one plane (pixel centres at +0.5)."""
-        src_h, src_w = src.shape
-        dst_h, dst_w = dst.shape
-        s = vp.scale * self.zoom_margin
+    def _matrices(self, src_shape: tuple[int, ...], dst_shape: tuple[int, ...]
+                  ) -> np.ndarray:
+        """Per frame, output pixel -> padded canvas pixel for one plane (pixel centres
+        at +0.5), as an (N, 2, 3) array."""
+        src_h, src_w = src_shape
+        dst_h, dst_w = dst_shape
+        scale, cx, cy = np.array([(vp.scale, vp.cx, vp.cy) for vp in self.path],
+                                 dtype=np.float64).reshape(-1, 3).T
+        shift_x, shift_y = np.array(self.shake, dtype=np.float64).reshape(-1, 2).T
+        s = scale * self.zoom_margin
         ax, ay = src_w / (s * dst_w), src_h / (s * dst_h)
         ratio = dst_w / self.width  # 1 for luma, 1/2 for chroma
-        dx, dy = shift[0] * ratio, shift[1] * ratio
-        bx = src_w * (vp.cx - 0.5 / s) + ax * (0.5 + dx) - 0.5
-        by = src_h * (vp.cy - 0.5 / s) + ay * (0.5 + dy) - 0.5
-        return np.array([[ax, 0.0, bx], [0.0, ay, by]], dtype=np.float64)
+        dx, dy = shift_x * ratio, shift_y * ratio
+        bx = src_w * (cx - 0.5 / s) + ax * (0.5 + dx) - 0.5
+        by = src_h * (cy - 0.5 / s) + ay * (0.5 + dy) - 0.5
+        m = np.zeros((len(self.path), 2, 3), dtype=np.float64)
+        m[:, 0, 0], m[:, 0, 2] = ax, bx + VIEW_PAD
+        m[:, 1, 1], m[:, 1, 2] = ay, by + VIEW_PAD
+        return m
 
-    def _padded_sources(self) -> tuple[np.ndarray, ...]:
-        """The planes with ``VIEW_PAD`` reflected pixels around them (made once)."""
-        if self._padded is None or self._padded[0] is not self.sources:
+    def _views(self) -> _Views:
+        """The planes with ``VIEW_PAD`` reflected pixels around them, and every frame's
+        view of each (made once per set of sources)."""
+        if self._prepared is None or self._prepared.sources is not self.sources:
             pad = VIEW_PAD
-            self._padded = (self.sources, tuple(
-                cv2.copyMakeBorder(p, pad, pad, pad, pad, cv2.BORDER_REFLECT)
-                for p in self.sources))
-        return self._padded[1]
+            padded = tuple(cv2.copyMakeBorder(p, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+                           for p in self.sources)
+            matrices = tuple(self._matrices(src.shape, dst.shape)
+                             for src, dst in zip(self.sources, self.pictures))
+            fits = tuple(fit_views(m, p.shape, dst.shape)
+                         for m, p, dst in zip(matrices, padded, self.pictures))
+            self._prepared = _Views(self.sources, padded, matrices, fits)
+        return self._prepared
 
     def frame(self, i: int) -> np.ndarray:
         view = (self.path[i], self.shake[i])
@@ -329,7 +373,7 @@ class StillAnimator:
             for dst, kept in zip(self.pictures, self._held[1]):
                 np.copyto(dst, kept)
         else:
-            self._resample(*view)
+            self._resample(i)
             # A camera at rest (a static shot, a held end) shows the same view next
             # frame: keep it clean of grain and hooks, to copy rather than resample.
             following = i + 1 < len(self.path) and (self.path[i + 1], self.shake[i + 1])
@@ -343,17 +387,15 @@ class StillAnimator:
             self.overlay.blend(self.planes)
         return self.buffer
 
-    def _resample(self, vp: Viewport, shift: tuple[float, float]) -> None:
-        """Draw the view ``vp`` (moved by ``shift`` pixels) into the picture planes,
-        vignetted."""
-        padded = self._padded_sources()
-        for k, (src, dst) in enumerate(zip(self.sources, self.pictures)):
-            m = self._matrix(vp, shift, src, dst)
-            m[:, 2] += VIEW_PAD
+    def _resample(self, i: int) -> None:
+        """Draw frame ``i``'s view into the picture planes, vignetted."""
+        views = self._views()
+        for k, (src, dst) in enumerate(zip(views.padded, self.pictures)):
             gain, offset = self._vignette[k] if self._vignette is not None else (None, None)
-            if not resample_view(padded[k], m, dst, gain):
-                cv2.warpAffine(padded[k], m, (dst.shape[1], dst.shape[0]), dst=dst,
-                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            fit = views.fits[k][i]
+            if fit is None or not draw_view(src, fit, dst, gain):
+                cv2.warpAffine(src, views.matrices[k][i], (dst.shape[1], dst.shape[0]),
+                               dst=dst, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_REFLECT)
                 if gain is not None:
                     cv2.multiply(dst, gain, dst=dst, scale=1.0 / 255.0)

@@ -52,12 +52,12 @@ class Thumbnails:
         self.indices = {min(total - 1, int(k * step + step / 2)): k for k in range(self.count)}
         self.poster_index = total // 2 if poster_index is None else poster_index
         self.tiles: dict[int, np.ndarray] = {}
-        self.poster: np.ndarray | None = None
+        self.poster: np.ndarray | None = None  # the poster frame as it came (RGB at write)
         self.layout: SpriteLayout | None = None  # once written
 
     def __call__(self, index: int, frame: np.ndarray) -> None:
-        if index == self.poster_index:
-            self.poster = self._rgb(frame)
+        if index == self.poster_index:  # converted in write(), while x264 finishes
+            self.poster = np.array(frame, copy=True)
         k = self.indices.get(index)
         if k is not None:
             self.tiles[k] = self._tile(frame)
@@ -80,12 +80,12 @@ class Thumbnails:
         Returns the sheet's layout (also kept as ``layout``)."""
         from PIL import Image
 
-        if self.poster is None:  # fewer frames than planned: the last tile will do
-            self.poster = (self.tiles[max(self.tiles)] if self.tiles
-                           else np.zeros((self.height, self.width, 3), np.uint8))
-            self.poster = cv2.resize(self.poster, (self.width, self.height))
-        Image.fromarray(self.poster).save(poster_path, "JPEG", quality=POSTER_QUALITY,
-                                          optimize=True)
+        if self.poster is not None:
+            poster = self._rgb(self.poster)
+        else:  # fewer frames than planned: the last tile will do
+            poster = cv2.resize(self.tiles[max(self.tiles)] if self.tiles
+                                else np.zeros((2, 2, 3), np.uint8), (self.width, self.height))
+        Image.fromarray(poster).save(poster_path, "JPEG", quality=POSTER_QUALITY, optimize=True)
         self.layout = write_sheet(sprite_path, [self.tiles.get(k) for k in range(self.count)],
                                   self.columns, self.tile_w, self.tile_h,
                                   round(self.total / self.count / self.fps, 4))

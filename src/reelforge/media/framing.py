@@ -56,7 +56,10 @@ def find_subject(rgb: np.ndarray) -> Subject:
         return _find_face(gray) or salient.result()
 
 
-FACE_SIDE = 720  # faces are looked for at this size (long side)
+FACE_SIDE = 480  # faces are looked for at this size (long side): down to 16 pixels,
+# a thirtieth of the picture. (At 720 and a finer scale step, 1.1, the search took
+# 40-130 ms on scikit-image's photos; here 10-38 ms, and the astronaut's face is found.)
+FACE_SCALE_STEP = 1.2
 FACE_MIN_WEIGHT = 2.0  # cascade confidence below this is mostly false positives
 
 
@@ -82,7 +85,8 @@ def _find_face(gray: np.ndarray) -> Subject | None:
     h, w = gray.shape
     side = max(16, min(h, w) // 30)
     faces, _, weights = cascade.detectMultiScale3(
-        gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side), outputRejectLevels=True)
+        gray, scaleFactor=FACE_SCALE_STEP, minNeighbors=5, minSize=(side, side),
+        outputRejectLevels=True)
     found = [(float(wt), tuple(int(v) for v in f)) for f, wt in zip(faces, weights)
              if float(wt) >= FACE_MIN_WEIGHT]
     if not found:

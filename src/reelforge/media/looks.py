@@ -192,7 +192,7 @@ def _glow_layer(rgb: np.ndarray, look: Look) -> np.ndarray:
     strength. The blur is wide, so the highlights are graded and blurred at about
     ``GLOW_SIDE`` pixels on the long side: the graded picture is then within a code
     value or two of one with the glow made at full size (at most 5, on the
-    astronaut's white suit), for a quarter to a sixth of the time."""
+    astronaut's white suit)."""
     h, w = rgb.shape[:2]
     k = max(1, max(h, w) // GLOW_SIDE)
     small = (w // k, h // k)  # a whole 1/k of the pixels up to k - 1 rows and

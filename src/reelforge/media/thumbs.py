@@ -52,7 +52,7 @@ class Thumbnails:
         self.indices = {min(total - 1, int(k * step + step / 2)): k for k in range(self.count)}
         self.poster_index = total // 2 if poster_index is None else poster_index
         self.tiles: dict[int, np.ndarray] = {}
-        self.poster: np.ndarray | None = None  # the poster frame as it came (RGB at write)
+        self.poster: np.ndarray | None = None  # the poster's frame as it came
         self.layout: SpriteLayout | None = None  # once written
 
     def __call__(self, index: int, frame: np.ndarray) -> None:

@@ -416,10 +416,12 @@ def test_progress_counts_frames_and_cancel_stops_fast(
     if needs == "video":  # a longer source, so there is time to cancel
         src = tmp_path / "long.mp4"
         subprocess.run([ffmpeg.path, "-y", "-loglevel", "error", "-f", "lavfi", "-i",
-                        "testsrc2=s=640x360:r=30:d=6", "-c:v", "libx264", "-preset",
+                        "testsrc2=s=640x360:r=30:d=11", "-c:v", "libx264", "-preset",
                         "ultrafast", str(src)], check=True)
         inputs: dict[str, Any] = {"video": src}
-        raw = {**raw, "duration": 5}
+        # 10 s: a grade runs in one ffmpeg that reports every 0.5 s, and 5 s of it could
+        # finish before the second report on a quick machine
+        raw = {**raw, "duration": 10}
     else:
         inputs = {"images": [media["red"], media["green"]]}
     before = children()

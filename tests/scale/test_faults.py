@@ -51,7 +51,7 @@ class Chaos:
         self.orphan_checks: list[tuple[int, list]] = []
         self.paused: tuple[Proc, str, int] | None = None
         self.redis_down_s: float | None = None
-        self.stopped: set[int] = set()
+        self.stopped: set[int] = set()  # the paused worker, never chosen to be killed
 
     def running(self, stages: tuple[str, ...] = ("rendering",)) -> list[tuple[Proc, str, int]]:
         """(worker, job id, attempt) for jobs in ``stages`` right now on a live worker."""
@@ -110,8 +110,9 @@ class Chaos:
                 break
             time.sleep(0.2)
         time.sleep(1.0)
+        # Resumed, it is still spared the kills: killed before its next heartbeat, it
+        # would never say that its late work was refused (what the test checks).
         proc.signal(signal.SIGCONT)
-        self.stopped.discard(proc.pid)
 
 
 def _statuses(db: Database, account_ids: list[str]) -> Counter:

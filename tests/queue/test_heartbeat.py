@@ -88,3 +88,20 @@ def test_image_to_video_rendered_locally_keeps_the_rendering_band(db, sqlite_set
         ("downloading", 0.0), ("analyzing", 1.0), ("rendering", 0.5), ("rendering", 1.0),
         ("uploading", 0.0)])
     assert _percent(seen) == [0, 10, 52.5, 95, 95]
+
+
+def test_a_new_stage_is_written_at_once_and_progress_within_one_at_most_each_interval(
+        db, sqlite_settings):
+    """A render shorter than the interval still shows as ``rendering`` (as a user
+    watching the job, or a test killing workers mid-render, expects)."""
+    job = _running(db, sqlite_settings, "image_to_video", "local")
+    beat = _Heartbeat(db, job, sqlite_settings, notify=lambda job_id: None, interval=60.0)
+    seen = []
+    for stage, fraction in [("downloading", 0.0), ("analyzing", 0.0), ("analyzing", 1.0),
+                            ("rendering", 0.1), ("rendering", 0.9), ("uploading", 0.0)]:
+        beat(stage, fraction)
+        with db.session() as s:
+            row = s.get(Job, job.id)
+            seen.append((row.stage, round(row.progress, 2)))
+    assert seen == [("downloading", 0), ("analyzing", 5), ("analyzing", 5),
+                    ("rendering", 18.5), ("rendering", 18.5), ("uploading", 95)]

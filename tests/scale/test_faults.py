@@ -52,6 +52,10 @@ class Chaos:
         self.paused: tuple[Proc, str, int] | None = None
         self.redis_down_s: float | None = None
         self.stopped: set[int] = set()  # the paused worker, never chosen to be killed
+        # Held while a victim is chosen and signalled, so that the pauser (a thread of
+        # its own) and the killer never pick the same worker: one SIGKILLed while it is
+        # stopped dies without a word, and the test would wait for its refusal in vain.
+        self.choosing = threading.Lock()
 
     def running(self, stages: tuple[str, ...] = ("rendering",)) -> list[tuple[Proc, str, int]]:
         """(worker, job id, attempt) for jobs in ``stages`` right now on a live worker."""
@@ -68,12 +72,13 @@ class Chaos:
 
     def kill_one(self, any_stage: bool) -> bool:
         """SIGKILL a worker while its job renders (or, failing that, in any stage)."""
-        rendering = self.running()
-        victims = rendering or (self.running(STAGES) if any_stage else [])
-        if not victims:
-            return False
-        proc, job_id, attempt = self.rng.choice(victims)
-        proc.kill()
+        with self.choosing:
+            rendering = self.running()
+            victims = rendering or (self.running(STAGES) if any_stage else [])
+            if not victims:
+                return False
+            proc, job_id, attempt = self.rng.choice(victims)
+            proc.kill()
         self.kills.append((proc.pid, job_id, attempt))
         self.mid_render += bool(rendering)
         self.cluster.start_worker(2)
@@ -87,20 +92,23 @@ class Chaos:
     def pause_past_lease(self, lease_s: float) -> None:
         """SIGSTOP a worker mid-render until another attempt has taken its job."""
         for _ in range(200):
-            victims = self.running()
+            with self.choosing:
+                victims = self.running()
+                if victims:
+                    proc, job_id, attempt = victims[0]
+                    proc.signal(signal.SIGSTOP)
+                    self.stopped.add(proc.pid)
             if not victims:
                 time.sleep(0.1)
                 continue
-            proc, job_id, attempt = victims[0]
-            proc.signal(signal.SIGSTOP)
             with self.db.session() as s:
                 job = s.get(Job, job_id)
             if job.status == "running" and job.attempt == attempt:
                 break  # stopped while it still owned the job
             proc.signal(signal.SIGCONT)  # the short render ended before the stop landed
+            self.stopped.discard(proc.pid)
         else:
             return
-        self.stopped.add(proc.pid)
         self.paused = (proc, job_id, attempt)
         deadline = time.time() + lease_s + 30  # (+ up to 10 s of its locks held)
         while time.time() < deadline:
@@ -280,7 +288,8 @@ def test_nothing_is_lost_when_parts_fail(tmp_path, pg_url, redis_url, moto_serve
         proc, job_id, attempt = chaos.paused
         fenced = (f"job {job_id} attempt {attempt} lost its lease",
                   f"job {job_id} attempt {attempt} finished late")
-        assert any(line in proc.text() for line in fenced), proc.text()[-3000:]
+        assert any(line in proc.text() for line in fenced), (proc.popen.returncode,
+                                                             proc.text()[-3000:])
         assert jobs[job_id].attempt > attempt
 
         failures = Counter(j.error["code"] for j in jobs.values() if j.status == "failed")

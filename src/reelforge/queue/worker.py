@@ -210,7 +210,8 @@ class JobRunner:
 class _Heartbeat:
     """The engine's ``Progress``: renews the lease, records progress, enforces stop.
 
-    Writes at most every ``interval`` seconds; raises ``JobCancelled``/``LeaseLost``
+    Writes when the stage changes and otherwise at most every ``interval`` seconds (a
+    stage shorter than that still shows, e.g. a small render); raises ``JobCancelled``/``LeaseLost``
     (from the database) or ``JobTimedOut`` (deadline), which stops the render. While
     the database is unreachable the render goes on until the lease would have run out.
     """
@@ -239,6 +240,7 @@ class _Heartbeat:
         self._leased_until = time.monotonic() + settings.lease_seconds
         self._stages = self.MODE_STAGES.get(job.mode, self.STAGES)
         self._pct = 0.0  # progress never goes backwards within an attempt
+        self._stage = ""  # the stage last written
 
     def __call__(self, stage: str, fraction: float, force: bool = False) -> None:
         if stage in self.GENERATIVE:
@@ -246,9 +248,9 @@ class _Heartbeat:
         now = time.monotonic()
         if now > self.deadline:
             raise JobTimedOut(f"The job ran past its {self.settings.job_timeout_s:.0f} s limit.")
-        if not force and now - self._last < self.interval:
+        if not force and stage == self._stage and now - self._last < self.interval:
             return
-        self._last = now
+        self._last, self._stage = now, stage
         lo, hi = self._stages.get(stage, (10, 95))
         pct = self._pct = max(self._pct, lo + (hi - lo) * max(0.0, min(1.0, fraction)))
         try:

@@ -200,7 +200,7 @@ def compose_canvas(rgb: np.ndarray, framing: Framing, width: int, height: int) -
 
 
 # The canvas is this much larger than the detail the deepest zoom needs, so that every
-# view is a true resize (cheap, see resample_view) rather than a 1:1 sub-pixel warp.
+# view is a true resize (cheap, see render.fit_views) rather than a 1:1 sub-pixel warp.
 RESAMPLE_HEADROOM = 1.05
 
 

@@ -184,7 +184,8 @@ def planes_of(buffer: np.ndarray, width: int, height: int
             buffer[n:n + n // 4].reshape(height // 2, width // 2),
             buffer[n + n // 4:n + n // 2].reshape(height // 2, width // 2))
 
-VIEW_PAD = 32  # reflected canvas pixels around each plane, room for resample_view
+
+VIEW_PAD = 32  # reflected canvas pixels around each plane, room for the views (draw_view)
 # How far from its exact place a view may land, in canvas pixels. Views downscale, so
 # this is under 1/16 of an output pixel: invisible. (warpAffine itself places to 1/32;
 # at 1/32 here, a zoom passing near a simple fraction such as 6/5 or 9/7, whose skips

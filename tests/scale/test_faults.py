@@ -293,9 +293,9 @@ def test_nothing_is_lost_when_parts_fail(tmp_path, pg_url, redis_url, moto_serve
         assert jobs[job_id].attempt > attempt
 
         failures = Counter(j.error["code"] for j in jobs.values() if j.status == "failed")
-        print(f"\nfault suite: {JOBS} jobs {dict(counts)} (failed: {dict(failures)}); submitted in {submitted_s:.1f}s, "
-              f"all terminal after {run_s:.1f}s; {len(chaos.kills)} workers killed "
-              f"({chaos.mid_render} mid-render), Redis "
+        print(f"\nfault suite: {JOBS} jobs {dict(counts)} (failed: {dict(failures)}); "
+              f"submitted in {submitted_s:.1f}s, all terminal after {run_s:.1f}s; "
+              f"{len(chaos.kills)} workers killed ({chaos.mid_render} mid-render), Redis "
               f"down {chaos.redis_down_s:.2f}s, paused {job_id} attempt {attempt}; "
               f"{sum(len(d) for d in received.values())} webhook deliveries")
     finally:

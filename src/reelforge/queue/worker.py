@@ -210,10 +210,11 @@ class JobRunner:
 class _Heartbeat:
     """The engine's ``Progress``: renews the lease, records progress, enforces stop.
 
-    Writes when the stage changes and otherwise at most every ``interval`` seconds (a
-    stage shorter than that still shows, e.g. a small render); raises ``JobCancelled``/``LeaseLost``
-    (from the database) or ``JobTimedOut`` (deadline), which stops the render. While
-    the database is unreachable the render goes on until the lease would have run out.
+    Writes when the stage changes (so a stage shorter than ``interval``, such as a
+    small render, still shows) and otherwise at most every ``interval`` seconds;
+    raises ``JobCancelled``/``LeaseLost`` (from the database) or ``JobTimedOut``
+    (deadline), which stops the render. While the database is unreachable the render
+    goes on until the lease would have run out.
     """
 
     STAGES = {"downloading": (0, 5), "analyzing": (5, 10), "rendering": (10, 95),

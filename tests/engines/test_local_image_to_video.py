@@ -268,6 +268,50 @@ def test_options_are_validated() -> None:
             ImageToVideoOptions.parse(bad)
 
 
+@pytest.mark.parametrize("size,needed", [((1001, 667), None), ((1001, 667), (240, 120)),
+                                         ((2400, 1600), (640, 360)), ((1600, 2400), (200, 90))])
+def test_colour_jpegs_decode_as_pillow_decodes_them(tmp_path: Path, size: tuple[int, int],
+                                                    needed: tuple[int, int] | None) -> None:
+    # Upright colour JPEGs go through OpenCV (faster); they must come out as Pillow
+    # makes them, at the same reduced scale.
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(scene(*size)).save(path, quality=88)
+    ours = load_image(path, needed=needed)
+    with Image.open(path) as img:
+        if needed:
+            img.draft("RGB", needed)
+        assert np.array_equal(ours, np.asarray(img.convert("RGB")))
+
+
+def test_exif_orientation_grey_and_cmyk_jpegs_come_out_upright_rgb(tmp_path: Path) -> None:
+    picture = scene(90, 60)
+    rotated = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: shown turned 90 degrees clockwise
+    Image.fromarray(picture).save(rotated, quality=95, exif=exif)
+    assert load_image(rotated).shape == (90, 60, 3)
+    for mode in ("L", "CMYK"):
+        path = tmp_path / f"{mode}.jpg"
+        stored = Image.fromarray(picture).convert(mode)
+        stored.save(path, quality=95)
+        rgb = load_image(path)
+        assert rgb.shape == (60, 90, 3) and rgb.dtype == np.uint8
+        assert np.abs(rgb.astype(int) - np.asarray(stored.convert("RGB"))).mean() < 3
+
+
+@pytest.mark.parametrize("size", [(600, 338), (480, 270), (360, 202), (200, 112)])
+def test_a_shrunk_canvas_is_close_to_an_area_average(size: tuple[int, int]) -> None:
+    from skimage import data
+
+    photo = cv2.resize(data.astronaut(), (640, 360), interpolation=cv2.INTER_CUBIC)
+    fit = framing.Framing("crop", 0, 0, 640, 360, (0.5, 0.5))
+    canvas = framing.compose_canvas(photo, fit, *size)
+    area = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+    assert canvas.shape == (size[1], size[0], 3)
+    mse = np.mean((canvas.astype(float) - area) ** 2)
+    assert 10 * np.log10(255 ** 2 / mse) > 38  # dB: the same picture
+
+
 def test_unreadable_image(tmp_path: Path) -> None:
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")

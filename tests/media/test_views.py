@@ -47,12 +47,13 @@ def test_views_that_cannot_be_resized_are_left_to_the_warp():
     assert render.fit_views(ms, src_shape, dst_shape) == [None, None, None]
 
 
-def test_a_gain_multiplies_the_view_on_its_way_in():
+def test_a_vignette_is_applied_to_the_view_on_its_way_in():
     src = smooth_plane(300, 400, seed=2)
     fit = render.fit_views(views(np.array([1.2371]), np.array([[20.3, 30.7]])), src.shape,
                            (120, 160))[0]
     assert fit is not None
     plain, dimmed = np.empty((120, 160), np.uint8), np.empty((120, 160), np.uint8)
-    half = np.full((120, 160), 128, np.uint8)
-    assert render.draw_view(src, fit, plain) and render.draw_view(src, fit, dimmed, half)
-    assert np.abs(dimmed.astype(int) - np.rint(plain.astype(int) * 128 / 255)).max() <= 1
+    half, black = np.full((120, 160), 128, np.uint8), np.full((120, 160), 8, np.uint8)
+    assert render.draw_view(src, fit, plain) and render.draw_view(src, fit, dimmed,
+                                                                  (half, black))
+    assert np.abs(dimmed.astype(int) - np.rint(plain.astype(int) * 128 / 255) - 8).max() <= 1

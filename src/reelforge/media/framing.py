@@ -168,9 +168,27 @@ def _clip_pair(p: tuple[float, float]) -> tuple[float, float]:
     return (min(1.0, max(0.0, p[0])), min(1.0, max(0.0, p[1])))
 
 
+# Shrinks by a factor this close to 1 are bilinear, as the frames' own views are (they
+# shrink the canvas by down to 1 / (1.3 * RESAMPLE_HEADROOM)).
+LINEAR_SHRINK = 0.75
+
+
 def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    shrink = size[0] < img.shape[1] or size[1] < img.shape[0]
-    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    """``img`` at ``size``: bicubic up, area-averaged down. OpenCV's area average is
+    fast only for whole factors (9-16 ms from a 2400-pixel photo to a canvas otherwise),
+    so a shrink is made of exact halvings, then a bilinear step up to twice the size
+    and one more halving, or where it is mild (``LINEAR_SHRINK``) a bilinear step:
+    1.4-5.3 ms, 50-58 dB from the direct average on photos."""
+    h, w = img.shape[:2]
+    if size[0] >= w and size[1] >= h:
+        return cv2.resize(img, size, interpolation=cv2.INTER_CUBIC)
+    while w >= 2 * size[0] and h >= 2 * size[1]:
+        w, h = w // 2, h // 2
+        img = cv2.resize(img[:2 * h, :2 * w], (w, h), interpolation=cv2.INTER_AREA)
+    if size[0] >= LINEAR_SHRINK * w and size[1] >= LINEAR_SHRINK * h:
+        return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
+    twice = cv2.resize(img, (2 * size[0], 2 * size[1]), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(twice, size, interpolation=cv2.INTER_AREA)
 
 
 def compose_canvas(rgb: np.ndarray, framing: Framing, width: int, height: int) -> np.ndarray:
@@ -178,7 +196,7 @@ def compose_canvas(rgb: np.ndarray, framing: Framing, width: int, height: int) -
     if framing.mode == "crop":
         x0, y0 = int(round(framing.x)), int(round(framing.y))
         x1, y1 = int(round(framing.x + framing.w)), int(round(framing.y + framing.h))
-        return _resize(np.ascontiguousarray(rgb[y0:y1, x0:x1]), (width, height))
+        return _resize(rgb[y0:y1, x0:x1], (width, height))
     src_h, src_w = rgb.shape[:2]
     # Background: the image covering the frame, blurred, darkened and muted.
     tw, th = max(2, width // 8), max(2, height // 8)

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..errors import Invalid
-from . import cvpool
+from . import cvpool, fused
 from .ffmpeg import FFmpeg
 from .motion import Viewport
 
@@ -251,21 +251,24 @@ def fit_views(ms: np.ndarray, src_shape: tuple[int, ...], dst_shape: tuple[int, 
             for i in range(len(ms))]
 
 
+Vignette = tuple[np.ndarray, np.ndarray]  # per plane (gain, offset), see fused.gain_offset
+
+
 def draw_view(src: np.ndarray, fit: ViewFit, dst: np.ndarray,
-              gain: np.ndarray | None = None) -> bool:
-    """Fill ``dst`` with the view ``fit`` of ``src``, bilinear; with ``gain`` (uint8,
-    255 = 1), multiplied by it on its way into ``dst``. False (the caller warps) if
-    resize rounded the region to too few pixels."""
+              vignette: Vignette | None = None) -> bool:
+    """Fill ``dst`` with the view ``fit`` of ``src``, bilinear; with a ``vignette``,
+    applied on its way into ``dst``. False (the caller warps) if resize rounded the
+    region to too few pixels."""
     out = cv2.resize(src[fit.y0:fit.y0 + fit.rh, fit.x0:fit.x0 + fit.rw], None,
                      fx=fit.fx, fy=fit.fy, interpolation=cv2.INTER_LINEAR)
     out_h, out_w = dst.shape[:2]
     if out.shape[0] < fit.skip_y + out_h or out.shape[1] < fit.skip_x + out_w:
         return False
     view = out[fit.skip_y:fit.skip_y + out_h, fit.skip_x:fit.skip_x + out_w]
-    if gain is None:
+    if vignette is None:
         np.copyto(dst, view)
     else:
-        cv2.multiply(view, gain, dst=dst, scale=1.0 / 255.0)
+        fused.gain_offset(view, *vignette, dst)
     return True
 
 
@@ -327,7 +330,7 @@ class StillAnimator:
     def __iter__(self) -> Iterator[np.ndarray]:
         return (self.frame(i) for i in range(len(self.path)))
 
-    def _vignette_planes(self, strength: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _vignette_planes(self, strength: float) -> list[Vignette]:
         from .looks import vignette_yuv
 
         pic_h = self.pictures[0].shape[0]
@@ -392,16 +395,14 @@ class StillAnimator:
         """Draw frame ``i``'s view into the picture planes, vignetted."""
         views = self._views()
         for k, (src, dst) in enumerate(zip(views.padded, self.pictures)):
-            gain, offset = self._vignette[k] if self._vignette is not None else (None, None)
+            vignette = self._vignette[k] if self._vignette is not None else None
             fit = views.fits[k][i]
-            if fit is None or not draw_view(src, fit, dst, gain):
+            if fit is None or not draw_view(src, fit, dst, vignette):
                 cv2.warpAffine(src, views.matrices[k][i], (dst.shape[1], dst.shape[0]),
                                dst=dst, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_REFLECT)
-                if gain is not None:
-                    cv2.multiply(dst, gain, dst=dst, scale=1.0 / 255.0)
-            if offset is not None:
-                cv2.add(dst, offset, dst=dst)
+                if vignette is not None:
+                    fused.gain_offset(dst, *vignette, dst)
 
     def rgb(self, i: int) -> np.ndarray:
         """Frame ``i`` as an RGB image (for posters and checks)."""

@@ -38,6 +38,7 @@ from reelforge.core.options import normalize_options  # noqa: E402
 from reelforge.engines.base import JobSpec  # noqa: E402
 from reelforge.engines.local import LocalEngine  # noqa: E402
 from reelforge.media.ffmpeg import FFmpeg, find_ffmpeg  # noqa: E402
+from reelforge.media import fused  # noqa: E402
 from reelforge.media.looks import LOOKS  # noqa: E402
 from reelforge.media import render as render_module  # noqa: E402
 from reelforge.media.render import encode_frames  # noqa: E402
@@ -152,6 +153,8 @@ def main() -> int:
                         "this text (e.g. 'reel'); skips the MoviePy and memory figures")
     args = parser.parse_args()
     settings = Settings(render_scale=0.25 if args.quick else 1.0)
+    print("vignette pass: " + ("C (media/_fused.c)" if fused.ACCELERATED else
+                               "OpenCV (the C extension did not build)"), flush=True)
     ffmpeg = FFmpeg(find_ffmpeg(settings.ffmpeg_path))
     preset = settings.x264_preset
     rows: list[dict[str, Any]] = []

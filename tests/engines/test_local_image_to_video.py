@@ -283,6 +283,14 @@ def test_colour_jpegs_decode_as_pillow_decodes_them(tmp_path: Path, size: tuple[
         assert np.array_equal(ours, np.asarray(img.convert("RGB")))
 
 
+def test_a_truncated_jpeg_is_refused_not_half_decoded(tmp_path: Path) -> None:
+    whole, cut = tmp_path / "whole.jpg", tmp_path / "cut.jpg"
+    Image.fromarray(scene(640, 427)).save(whole, quality=90)
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    with pytest.raises(MediaError, match="could not decode"):
+        load_image(cut, needed=(320, 180))
+
+
 def test_exif_orientation_grey_and_cmyk_jpegs_come_out_upright_rgb(tmp_path: Path) -> None:
     picture = scene(90, 60)
     rotated = tmp_path / "rotated.jpg"

@@ -29,7 +29,7 @@ static void gain_offset_rows(const uint8_t *src, Py_ssize_t src_step, const uint
         const uint8_t *o = offset + y * offset_step;
         uint8_t *d = dst + y * dst_step;
         for (Py_ssize_t x = 0; x < width; x++) {
-            /* round(v / 255) for v in 0..65025, exactly (no ties: v / 255 is never k + 1/2) */
+            /* round(s * g / 255), exactly: s * g / 255 never ends in a half, so no ties */
             uint16_t v = (uint16_t)(s[x] * g[x] + 128);
             uint16_t r = (uint16_t)(((v + (v >> 8)) >> 8) + o[x]);
             d[x] = r > 255 ? 255 : (uint8_t)r;

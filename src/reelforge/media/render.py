@@ -257,19 +257,10 @@ Vignette = tuple[np.ndarray, np.ndarray]  # per plane (gain, offset), see fused.
 def draw_view(src: np.ndarray, fit: ViewFit, dst: np.ndarray,
               vignette: Vignette | None = None) -> bool:
     """Fill ``dst`` with the view ``fit`` of ``src``, bilinear; with a ``vignette``,
-    applied on its way into ``dst``. False (the caller warps) if resize rounded the
-    region to too few pixels."""
-    out = cv2.resize(src[fit.y0:fit.y0 + fit.rh, fit.x0:fit.x0 + fit.rw], None,
-                     fx=fit.fx, fy=fit.fy, interpolation=cv2.INTER_LINEAR)
-    out_h, out_w = dst.shape[:2]
-    if out.shape[0] < fit.skip_y + out_h or out.shape[1] < fit.skip_x + out_w:
-        return False
-    view = out[fit.skip_y:fit.skip_y + out_h, fit.skip_x:fit.skip_x + out_w]
-    if vignette is None:
-        np.copyto(dst, view)
-    else:
-        fused.gain_offset(view, *vignette, dst)
-    return True
+    applied on its way into ``dst`` (one pass, see ``fused.resize_view``). False (the
+    caller warps) if resize rounded the region to too few pixels."""
+    return fused.resize_view(src, (fit.x0, fit.y0, fit.rw, fit.rh), (fit.fx, fit.fy),
+                             (fit.skip_x, fit.skip_y), dst, vignette)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ and the outputs are the video, its poster and a thumbnail spritesheet.
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -116,13 +117,14 @@ def load_image(path: Path, needed: tuple[int, int] | None = None,
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        data = Path(path).read_bytes()  # read once: Pillow for the header, then a decoder
+        with Image.open(io.BytesIO(data)) as img:
             if max_pixels and img.width * img.height > max_pixels:
                 raise MediaError(f"image is {img.width}x{img.height}, over the "
                                  f"{max_pixels:,}-pixel limit",
                                  fix="Send a smaller image (resize it below the limit).")
             if img.format == "JPEG" and img.mode == "RGB" and _upright(img):
-                decoded = _decode_jpeg(path, (img.width, img.height), needed)
+                decoded = _decode_jpeg(data, (img.width, img.height), needed)
                 if decoded is not None:
                     return decoded
             if needed and img.format == "JPEG":
@@ -147,7 +149,7 @@ def _upright(img: Any) -> bool:
     return img.getexif().get(0x0112, 1) == 1
 
 
-def _decode_jpeg(path: Path, size: tuple[int, int], needed: tuple[int, int] | None
+def _decode_jpeg(data: bytes, size: tuple[int, int], needed: tuple[int, int] | None
                  ) -> np.ndarray | None:
     """An upright colour JPEG decoded by OpenCV straight to RGB, at the reduced scale
     Pillow's ``draft`` would pick: the same pixels (both are libjpeg-turbo) without
@@ -161,7 +163,7 @@ def _decode_jpeg(path: Path, size: tuple[int, int], needed: tuple[int, int] | No
         factor *= 2
     reduced = {1: 0, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
                8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[factor]  # the scale bits only
-    rgb = cv2.imdecode(np.fromfile(path, dtype=np.uint8),
+    rgb = cv2.imdecode(np.frombuffer(data, dtype=np.uint8),
                        reduced | cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
     return rgb if rgb is not None and rgb.ndim == 3 else None
 
@@ -192,10 +194,11 @@ def plan_still(image: np.ndarray | Callable[[], np.ndarray], *, width: int, heig
     frames = frames if frames is not None else max(1, round(seconds * fps))
     top = _letterbox_bar(width, height, look, letterbox)
     pic_h = height - 2 * top
-    with ThreadPoolExecutor(1) as pool:
+    with ThreadPoolExecutor(1) as pool:  # its thread starts only if something is submitted
         # The frame effects need only the sizes: made on the other core while the
         # photo is decoded (a 1080p grain field alone takes 25-33 ms).
-        effects = pool.submit(_frame_effects, look, width, height, pic_h, seed, watermark)
+        effects = (pool.submit(_frame_effects, look, width, height, pic_h, seed, watermark)
+                   if look.grain > 0 or watermark else None)
         image = image() if callable(image) else image
         subject = subject or find_subject(image)
         framing = plan_framing(image.shape[1], image.shape[0], width / pic_h, subject)
@@ -210,7 +213,7 @@ def plan_still(image: np.ndarray | Callable[[], np.ndarray], *, width: int, heig
         k = canvas_scale(framing, (image.shape[1], image.shape[0]), (width, pic_h), zoom)
         canvas = compose_canvas(image, framing, render.even(width * k), render.even(pic_h * k))
         graded = grade(canvas, look)
-        grain, overlay = effects.result()
+        grain, overlay = effects.result() if effects is not None else (None, None)
     animator = render.StillAnimator(
         graded, width, height, path, top=top, shake=shake_offsets(frames, fps, seed, shake_px),
         vignette=look.vignette, grain=grain, overlay=overlay, zoom_margin=margin, hooks=hooks)
